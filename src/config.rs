@@ -1,0 +1,284 @@
+//! Configuration, read once from the environment (and `.env`) at start-up.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `HOST`, `PORT` | `0.0.0.0`, `8000` | listen address |
+//! | `DATABASE_URL` | `sqlite://switchboard.db` | `postgres://…` or `sqlite://path` |
+//! | `DATABASE_MAX_CONNECTIONS` | `10` | pool size (SQLite caps it at 8) |
+//! | `CORS_ORIGINS` | `http://localhost:3000` | comma-separated browser origins, credentials allowed |
+//! | `API_KEYS` | unset | `name:key,…`; set, `/api/v1/*` and the WebSocket need a key |
+//! | `MAX_BODY_BYTES` | `1048576` | largest request body accepted |
+//! | `WS_QUEUE_CAPACITY` | `1024` | events a socket may fall behind before it gets `resync` |
+//! | `WS_PING_INTERVAL_SECS` | `20` | how often sockets are pinged; a peer silent for two intervals is closed |
+//! | `RUST_LOG`, `LOG_FORMAT` | `info`, `pretty` | log filter; `json` for one JSON object per line |
+//!
+//! Every error names its variable. Secrets are kept in [`Secret`], whose `Debug` hides them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use subtle::ConstantTimeEq;
+
+/// A value that must never reach a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// Compares in constant time (for equal lengths; the length itself is not secret enough to
+    /// matter for random keys).
+    pub fn matches(&self, candidate: &str) -> bool {
+        self.0.as_bytes().ct_eq(candidate.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Named keys (`name:key,name2:key2`), as in `API_KEYS`.
+#[derive(Clone, Debug, Default)]
+pub struct KeySet {
+    keys: Vec<(String, Secret)>,
+}
+
+impl KeySet {
+    pub fn parse(raw: &str) -> Result<KeySet, String> {
+        let mut keys = Vec::new();
+        for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, key) = item
+                .split_once(':')
+                .ok_or_else(|| "each entry must be name:key".to_string())?;
+            let (name, key) = (name.trim(), key.trim());
+            if name.is_empty() || key.is_empty() {
+                return Err("each entry must be name:key with neither part empty".into());
+            }
+            keys.push((name.to_string(), Secret::new(key)));
+        }
+        if keys.is_empty() {
+            return Err("no name:key entry found".into());
+        }
+        Ok(KeySet { keys })
+    }
+
+    /// The name of the key equal to `candidate`. Every key is compared, so the time taken does
+    /// not tell which one (or whether any) matched.
+    pub fn find(&self, candidate: &str) -> Option<&str> {
+        let mut found = None;
+        for (name, key) in &self.keys {
+            if key.matches(candidate) && found.is_none() {
+                found = Some(name.as_str());
+            }
+        }
+        found
+    }
+}
+
+/// Log output style.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Everything the server reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub database_url: Secret,
+    pub database_max_connections: u32,
+    pub cors_origins: Vec<String>,
+    pub api_keys: Option<KeySet>,
+    pub max_body_bytes: usize,
+    pub ws_queue_capacity: usize,
+    pub ws_ping_interval: Duration,
+    pub log_format: LogFormat,
+}
+
+/// A configuration error: which variable, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup`; tests pass a map.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let vars = Vars(&lookup);
+        Ok(Config {
+            host: vars.parsed("HOST", "0.0.0.0".parse().ok())?,
+            port: vars.parsed("PORT", Some(8000))?,
+            database_url: Secret::new(vars.database_url()?),
+            database_max_connections: vars.bounded("DATABASE_MAX_CONNECTIONS", 10, 1, 1000)?,
+            cors_origins: vars.cors_origins()?,
+            api_keys: vars.key_set("API_KEYS")?,
+            max_body_bytes: vars.bounded("MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024)?,
+            ws_queue_capacity: vars.bounded("WS_QUEUE_CAPACITY", 1024, 16, 1 << 20)?,
+            ws_ping_interval: Duration::from_secs(vars.bounded(
+                "WS_PING_INTERVAL_SECS",
+                20,
+                1,
+                30,
+            )?),
+            log_format: match vars.get("LOG_FORMAT").as_deref() {
+                None | Some("pretty") => LogFormat::Pretty,
+                Some("json") => LogFormat::Json,
+                Some(_) => return Err(err("LOG_FORMAT", "expected pretty or json")),
+            },
+        })
+    }
+
+    /// A configuration for tests and tools: defaults, with `overrides` applied.
+    pub fn with(overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+}
+
+fn err(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Vars<'_> {
+    /// The variable's value; empty counts as unset.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn parsed<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: Option<T>,
+    ) -> Result<T, ConfigError> {
+        match self.get(name) {
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|_| err(name, format!("cannot parse {raw:?}"))),
+            None => default.ok_or_else(|| err(name, "is required")),
+        }
+    }
+
+    fn bounded<T>(&self, name: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let value: T = self.parsed(name, Some(default))?;
+        if value < min || value > max {
+            return Err(err(
+                name,
+                format!("must be between {min} and {max}, got {value}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn database_url(&self) -> Result<String, ConfigError> {
+        let url = self
+            .get("DATABASE_URL")
+            .unwrap_or_else(|| "sqlite://switchboard.db".into());
+        let known = ["postgres://", "postgresql://", "sqlite:"];
+        if !known.iter().any(|p| url.starts_with(p)) {
+            return Err(err(
+                "DATABASE_URL",
+                "expected a postgres://… or sqlite://… URL",
+            ));
+        }
+        Ok(url)
+    }
+
+    fn cors_origins(&self) -> Result<Vec<String>, ConfigError> {
+        let raw = self
+            .get("CORS_ORIGINS")
+            .unwrap_or_else(|| "http://localhost:3000".into());
+        let origins: Vec<String> = raw
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_string())
+            .filter(|o| !o.is_empty())
+            .collect();
+        for origin in &origins {
+            let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && http::HeaderValue::from_str(origin).is_ok();
+            if !ok {
+                return Err(err(
+                    "CORS_ORIGINS",
+                    format!("{origin:?} is not an http(s) origin"),
+                ));
+            }
+        }
+        Ok(origins)
+    }
+
+    fn key_set(&self, name: &'static str) -> Result<Option<KeySet>, ConfigError> {
+        self.get(name)
+            .map(|raw| KeySet::parse(&raw).map_err(|problem| err(name, problem)))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::with(&[]).expect("defaults are valid");
+        assert_eq!(c.port, 8000);
+        assert_eq!(c.host.to_string(), "0.0.0.0");
+        assert_eq!(c.database_url.expose(), "sqlite://switchboard.db");
+        assert_eq!(c.cors_origins, vec!["http://localhost:3000"]);
+        assert!(c.api_keys.is_none());
+        assert_eq!(c.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        for (var, value) in [
+            ("PORT", "eighty"),
+            ("DATABASE_URL", "mysql://x"),
+            ("API_KEYS", "justakey"),
+            ("LOG_FORMAT", "xml"),
+            ("CORS_ORIGINS", "localhost:3000"),
+            ("WS_QUEUE_CAPACITY", "0"),
+        ] {
+            let e = Config::with(&[(var, value)]).expect_err(var);
+            assert_eq!(e.variable, var);
+            assert!(e.to_string().starts_with(var), "{e}");
+        }
+    }
+
+    #[test]
+    fn keys_are_found_by_value_and_hidden_in_debug() {
+        let keys = KeySet::parse("web:abc123, ops:xyz:789").expect("valid");
+        assert_eq!(keys.find("abc123"), Some("web"));
+        assert_eq!(keys.find("xyz:789"), Some("ops"));
+        assert_eq!(keys.find("abc12"), None);
+        assert_eq!(keys.find(""), None);
+        assert!(!format!("{keys:?}").contains("abc123"));
+    }
+}

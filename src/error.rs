@@ -1,0 +1,134 @@
+//! `ApiError`: every failure a handler can return, rendered as the contract's JSON.
+//!
+//! Client mistakes become 4xx with a readable `detail` and a machine `code`; validation errors
+//! use FastAPI's `{"detail": [{"loc", "msg", "type"}]}`. Database outages become 503. Anything
+//! else is an opaque 500 whose cause is logged inside the request's span (so with its id).
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// One entry of a FastAPI-style validation error.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FieldError {
+    pub loc: Vec<Value>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl FieldError {
+    /// `loc` is given as `["query", "limit"]`-style parts; numeric parts stay numbers.
+    pub fn new(loc: &[&str], msg: impl Into<String>, kind: &str) -> FieldError {
+        FieldError {
+            loc: loc
+                .iter()
+                .map(|p| {
+                    p.parse::<u64>()
+                        .map(Value::from)
+                        .unwrap_or_else(|_| Value::from(*p))
+                })
+                .collect(),
+            msg: msg.into(),
+            kind: kind.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("{detail}")]
+    Client {
+        status: StatusCode,
+        code: &'static str,
+        detail: String,
+    },
+    #[error("database unavailable")]
+    Unavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::Client {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            detail: format!("{what} not found"),
+        }
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> ApiError {
+        ApiError::Client {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> ApiError {
+        ApiError::Client {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_json",
+            detail: detail.into(),
+        }
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> ApiError {
+        ApiError::Client {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            detail: detail.into(),
+        }
+    }
+
+    /// A single validation error at `loc`.
+    pub fn invalid(loc: &[&str], msg: impl Into<String>, kind: &str) -> ApiError {
+        ApiError::Validation(vec![FieldError::new(loc, msg, kind)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Client { status, .. } => *status,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        if crate::store::is_unavailable(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal(e.to_string())
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match self {
+            ApiError::Validation(errors) => json!({ "detail": errors }),
+            ApiError::Client { code, detail, .. } => json!({ "detail": detail, "code": code }),
+            ApiError::Unavailable => json!({
+                "detail": "database unavailable, try again shortly",
+                "code": "database_unavailable",
+            }),
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "internal server error");
+                json!({ "detail": "internal server error", "code": "internal_error" })
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

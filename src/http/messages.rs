@@ -1,0 +1,207 @@
+//! `/api/v1/messages`: list with filters, record, read, and mark read.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::extract::{JsonBody, Params, PathId};
+use super::{listing, AppState};
+use crate::domain::{now, parse_timestamp, Direction, Message, Order, Status};
+use crate::error::{ApiError, ApiResult};
+use crate::realtime::Event;
+use crate::store::{self, messages};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/messages", get(list).post(create))
+        .route("/messages/{id}", get(read).patch(update))
+}
+
+/// The filters shared by `GET /messages` and `GET /conversations/{id}/messages`.
+pub(super) async fn list_query(
+    state: &AppState,
+    params: &Params,
+) -> ApiResult<messages::ListQuery> {
+    let (limit, offset) = params.page()?;
+    let channel_id = match params.str("channel")? {
+        None => None,
+        Some(name) => Some(
+            store::channels::by_name(&mut state.db().exec(), name)
+                .await?
+                .ok_or_else(|| ApiError::invalid(&["query", "channel"], "Unknown channel", "enum"))?
+                .id,
+        ),
+    };
+    let direction = match params.str("direction")? {
+        None => None,
+        Some(d) => Some(Direction::parse(d).ok_or_else(|| {
+            ApiError::invalid(
+                &["query", "direction"],
+                "Input should be 'inbound' or 'outbound'",
+                "enum",
+            )
+        })?),
+    };
+    let order = match params.str("order")? {
+        None | Some("desc") => Order::Desc,
+        Some("asc") => Order::Asc,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                &["query", "order"],
+                "Input should be 'asc' or 'desc'",
+                "enum",
+            ))
+        }
+    };
+    Ok(messages::ListQuery {
+        conversation_id: params.int("conversation_id")?,
+        channel_id,
+        direction,
+        before_id: params.int("before_id")?,
+        after_id: params.int("after_id")?,
+        order,
+        limit,
+        offset,
+    })
+}
+
+async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let query = list_query(&state, &params).await?;
+    let (items, total) = messages::list(&mut state.db().exec(), &query).await?;
+    Ok(listing(items, total))
+}
+
+async fn read(State(state): State<AppState>, PathId(id): PathId) -> ApiResult<Json<Message>> {
+    messages::get(&mut state.db().exec(), id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("message"))
+}
+
+fn default_type() -> String {
+    "text".into()
+}
+
+/// `MessageCreate`: the seed's fields.
+#[derive(Deserialize)]
+struct MessageCreate {
+    content: String,
+    #[serde(default = "default_type")]
+    message_type: String,
+    direction: Direction,
+    sender_name: Option<String>,
+    sender_identifier: Option<String>,
+    timestamp: Option<String>,
+    /// A string holding JSON; an object or array is accepted and stored as its JSON text.
+    message_metadata: Option<Value>,
+    conversation_id: i64,
+    external_message_id: Option<String>,
+    #[serde(default)]
+    is_read: bool,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<MessageCreate>,
+) -> ApiResult<Response> {
+    let timestamp = match body.timestamp.as_deref() {
+        None => now(),
+        Some(raw) => parse_timestamp(raw).ok_or_else(|| {
+            ApiError::invalid(
+                &["body", "timestamp"],
+                "Input should be a valid datetime",
+                "datetime_parsing",
+            )
+        })?,
+    };
+    let message_metadata = match body.message_metadata {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(v @ (Value::Object(_) | Value::Array(_))) => Some(v.to_string()),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                &["body", "message_metadata"],
+                "Input should be a string holding JSON, or an object",
+                "string_type",
+            ))
+        }
+    };
+    if body.message_type.trim().is_empty() {
+        return Err(ApiError::invalid(
+            &["body", "message_type"],
+            "String should have at least 1 character",
+            "string_too_short",
+        ));
+    }
+    let external_message_id = body.external_message_id.filter(|e| !e.is_empty());
+    let mut tx = state.db().begin().await?;
+    let mut ex = tx.exec();
+    let conversation = store::conversations::get(&mut ex, body.conversation_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid(
+                &["body", "conversation_id"],
+                "Conversation not found",
+                "value_error",
+            )
+        })?;
+    let new = messages::NewMessage {
+        conversation_id: conversation.id,
+        channel_id: conversation.channel_id,
+        content: body.content,
+        message_type: body.message_type,
+        direction: body.direction,
+        // A recorded message is not sent by us: outbound ones count as already sent.
+        status: match body.direction {
+            Direction::Inbound => Status::Received,
+            Direction::Outbound => Status::Sent,
+        },
+        sender_name: body.sender_name,
+        sender_identifier: body.sender_identifier,
+        timestamp,
+        message_metadata,
+        external_message_id,
+        is_read: body.is_read,
+        error: None,
+    };
+    let stored = messages::insert(&mut ex, &new, now())
+        .await?
+        .ok_or_else(|| {
+            ApiError::conflict("this channel already has a message with this external_message_id")
+        })?;
+    tx.commit().await?;
+    state.hub().publish(&Event::new_message(&stored));
+    Ok((StatusCode::CREATED, Json(stored)).into_response())
+}
+
+#[derive(Deserialize)]
+struct MessageUpdate {
+    is_read: Option<bool>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    PathId(id): PathId,
+    JsonBody(body): JsonBody<MessageUpdate>,
+) -> ApiResult<Json<Message>> {
+    let mut ex = state.db().exec();
+    let message = match body.is_read {
+        Some(is_read) => messages::set_read(&mut ex, id, is_read).await?,
+        None => messages::get(&mut ex, id).await?,
+    }
+    .ok_or_else(|| ApiError::not_found("message"))?;
+    if body.is_read.is_some() {
+        if let Some(conversation) =
+            store::conversations::get(&mut ex, message.conversation_id).await?
+        {
+            state
+                .hub()
+                .publish(&Event::ConversationUpdated(&conversation));
+        }
+    }
+    Ok(Json(message))
+}

@@ -1,0 +1,91 @@
+//! The HTTP edge: the router, its middleware, and one module per resource. Handlers parse
+//! input into domain types, call the store, publish events, and map failures to `ApiError`.
+
+mod auth;
+mod channels;
+mod conversations;
+pub mod extract;
+mod messages;
+mod middleware;
+mod system;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::realtime::Hub;
+use crate::store::Db;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    config: Config,
+    db: Db,
+    hub: Arc<Hub>,
+    shutdown: CancellationToken,
+    sockets: TaskTracker,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        db: Db,
+        hub: Arc<Hub>,
+        shutdown: CancellationToken,
+        sockets: TaskTracker,
+    ) -> Self {
+        AppState(Arc::new(Inner {
+            config,
+            db,
+            hub,
+            shutdown,
+            sockets,
+        }))
+    }
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+    pub fn db(&self) -> &Db {
+        &self.0.db
+    }
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.0.hub
+    }
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.0.shutdown
+    }
+    pub fn sockets(&self) -> &TaskTracker {
+        &self.0.sockets
+    }
+}
+
+/// The whole application's routes with their middleware.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(channels::router())
+        .merge(conversations::router())
+        .merge(messages::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
+    let app = Router::new()
+        .route("/", get(system::root))
+        .route("/ws", get(system::root))
+        .route("/health", get(system::health))
+        .nest("/api/v1", api)
+        .fallback(system::not_found);
+    middleware::wrap(app, state.config()).with_state(state)
+}
+
+/// A list response: the JSON array, and the size of the filtered set in `X-Total-Count`.
+pub(crate) fn listing<T: serde::Serialize>(items: Vec<T>, total: i64) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ([("x-total-count", total.to_string())], axum::Json(items)).into_response()
+}

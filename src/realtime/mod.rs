@@ -1,0 +1,8 @@
+//! Live updates to the agents' browsers: the broadcast hub and one loop per WebSocket.
+
+pub mod events;
+pub mod hub;
+pub mod socket;
+
+pub use events::Event;
+pub use hub::Hub;

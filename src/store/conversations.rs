@@ -1,0 +1,171 @@
+//! The `conversations` table. `unread_count` is computed from a partial index on unread
+//! inbound messages, so it can never drift from the messages themselves.
+
+use chrono::{DateTime, Utc};
+
+use super::{Count, Exec, Filter, Id};
+use crate::args;
+use crate::domain::Conversation;
+
+macro_rules! select {
+    () => {
+        "SELECT c.id, c.participant_name, c.participant_identifier, c.is_active, c.channel_id, \
+         c.external_id, c.created_at, c.updated_at, c.last_message_at, \
+         (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id \
+            AND m.direction = 'inbound' AND NOT m.is_read) AS unread_count \
+         FROM conversations c"
+    };
+}
+
+/// Filters of `GET /conversations`.
+#[derive(Debug, Default, Clone)]
+pub struct ListQuery {
+    pub channel_id: Option<i64>,
+    pub is_active: Option<bool>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// One page, newest activity first, and the size of the whole filtered set.
+pub async fn list(ex: &mut Exec<'_>, q: &ListQuery) -> sqlx::Result<(Vec<Conversation>, i64)> {
+    let mut filter = Filter::default();
+    if let Some(channel_id) = q.channel_id {
+        filter.and("c.channel_id = ?", channel_id);
+    }
+    if let Some(active) = q.is_active {
+        filter.and("c.is_active = ?", active);
+    }
+    let where_clause = filter.where_clause();
+    let total: Count = ex
+        .fetch_one(
+            &format!("SELECT COUNT(*) AS n FROM conversations c {where_clause}"),
+            filter.args.clone(),
+        )
+        .await?;
+    let limit = filter.placeholder(q.limit);
+    let offset = filter.placeholder(q.offset);
+    let sql = format!(
+        "{} {where_clause} ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC \
+         LIMIT {limit} OFFSET {offset}",
+        select!()
+    );
+    Ok((ex.fetch_all(&sql, filter.args).await?, total.n))
+}
+
+pub async fn get(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<Conversation>> {
+    ex.fetch_optional(concat!(select!(), " WHERE c.id = $1"), args![id])
+        .await
+}
+
+pub async fn find(
+    ex: &mut Exec<'_>,
+    channel_id: i64,
+    external_id: &str,
+) -> sqlx::Result<Option<Conversation>> {
+    ex.fetch_optional(
+        concat!(select!(), " WHERE c.channel_id = $1 AND c.external_id = $2"),
+        args![channel_id, external_id],
+    )
+    .await
+}
+
+/// A conversation to create.
+#[derive(Debug, Clone)]
+pub struct NewConversation {
+    pub channel_id: i64,
+    pub external_id: String,
+    pub participant_identifier: String,
+    pub participant_name: Option<String>,
+}
+
+/// Inserts the conversation unless `(channel_id, external_id)` exists; `None` then.
+pub async fn create(
+    ex: &mut Exec<'_>,
+    new: &NewConversation,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Conversation>> {
+    let id: Option<Id> = ex
+        .fetch_optional(
+            "INSERT INTO conversations (participant_name, participant_identifier, is_active, \
+             channel_id, external_id, created_at, updated_at) \
+             VALUES ($1, $2, TRUE, $3, $4, $5, $5) \
+             ON CONFLICT (channel_id, external_id) DO NOTHING RETURNING id",
+            args![
+                new.participant_name.clone(),
+                new.participant_identifier.clone(),
+                new.channel_id,
+                new.external_id.clone(),
+                now
+            ],
+        )
+        .await?;
+    match id {
+        Some(Id { id }) => get(ex, id).await,
+        None => Ok(None),
+    }
+}
+
+/// Fields of a conversation an agent may change; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct Changes {
+    pub participant_name: Option<Option<String>>,
+    pub is_active: Option<bool>,
+}
+
+/// Applies `changes`; `None` when the conversation does not exist.
+pub async fn update(
+    ex: &mut Exec<'_>,
+    id: i64,
+    changes: &Changes,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Conversation>> {
+    // `CASE WHEN $n` keeps one SQL text whatever subset of fields the client sent.
+    let touched = ex
+        .execute(
+            "UPDATE conversations SET \
+             participant_name = CASE WHEN $2 THEN $3 ELSE participant_name END, \
+             is_active = COALESCE($4, is_active), \
+             updated_at = $5 \
+             WHERE id = $1",
+            args![
+                id,
+                changes.participant_name.is_some(),
+                changes.participant_name.clone().flatten(),
+                changes.is_active,
+                now
+            ],
+        )
+        .await?;
+    if touched == 0 {
+        return Ok(None);
+    }
+    get(ex, id).await
+}
+
+/// Marks every inbound message of the conversation read.
+pub async fn mark_read(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<u64> {
+    ex.execute(
+        "UPDATE messages SET is_read = TRUE WHERE conversation_id = $1 AND NOT is_read",
+        args![id],
+    )
+    .await
+}
+
+/// Moves the conversation's activity forward to `at` (never backwards: messages may arrive out
+/// of order).
+pub async fn touch(
+    ex: &mut Exec<'_>,
+    id: i64,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    ex.execute(
+        "UPDATE conversations SET \
+         last_message_at = CASE WHEN last_message_at IS NULL OR last_message_at < $2 \
+                                THEN $2 ELSE last_message_at END, \
+         updated_at = $3 WHERE id = $1",
+        args![id, at, now],
+    )
+    .await
+    .map(|_| ())
+}

@@ -1,0 +1,286 @@
+//! One handle over PostgreSQL or SQLite, so every query is written once.
+//!
+//! Queries are plain SQL strings with `$1`-style placeholders, which both drivers accept, and
+//! their arguments travel as [`Arg`] values bound in order. [`Exec`] runs such a query on a pool
+//! or inside a transaction; the `match` over the backend lives here and nowhere else.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{FromRow, PgConnection, PgPool, SqliteConnection, SqlitePool};
+
+/// How long a request waits for a pooled connection before the database counts as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A connection pool on either backend. Cloning is cheap (the pools are `Arc`s inside).
+#[derive(Clone, Debug)]
+pub enum Db {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// One bound query argument. Options bind as SQL `NULL`.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    I64(Option<i64>),
+    Text(Option<String>),
+    Bool(Option<bool>),
+    Time(Option<DateTime<Utc>>),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::I64(Some(v))
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Arg::I64(v)
+    }
+}
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::Bool(Some(v))
+    }
+}
+impl From<Option<bool>> for Arg {
+    fn from(v: Option<bool>) -> Self {
+        Arg::Bool(v)
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(Some(v.to_owned()))
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        Arg::Text(v)
+    }
+}
+impl From<DateTime<Utc>> for Arg {
+    fn from(v: DateTime<Utc>) -> Self {
+        Arg::Time(Some(v))
+    }
+}
+impl From<Option<DateTime<Utc>>> for Arg {
+    fn from(v: Option<DateTime<Utc>>) -> Self {
+        Arg::Time(v)
+    }
+}
+
+/// Builds a `Vec<Arg>` from values of mixed types: `args![id, name, now]`.
+#[macro_export]
+macro_rules! args {
+    ($($v:expr),* $(,)?) => { vec![$($crate::store::Arg::from($v)),*] };
+}
+
+/// A row type readable from both backends.
+pub trait Record:
+    for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin + 'static
+{
+}
+impl<T> Record for T where
+    T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin + 'static
+{
+}
+
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut q = $query;
+        for arg in $args {
+            q = match arg {
+                Arg::I64(v) => q.bind(v),
+                Arg::Text(v) => q.bind(v),
+                Arg::Bool(v) => q.bind(v),
+                Arg::Time(v) => q.bind(v),
+            };
+        }
+        q
+    }};
+}
+
+/// Runs `$body` with `$ex` bound to the executor of whichever backend `$self` holds.
+macro_rules! on_executor {
+    ($self:expr, $ex:ident => $body:expr) => {
+        match $self {
+            Exec::PgPool(pool) => {
+                let $ex = &**pool;
+                $body
+            }
+            Exec::PgConn(conn) => {
+                let $ex = &mut **conn;
+                $body
+            }
+            Exec::SqlitePool(pool) => {
+                let $ex = &**pool;
+                $body
+            }
+            Exec::SqliteConn(conn) => {
+                let $ex = &mut **conn;
+                $body
+            }
+        }
+    };
+}
+
+/// Somewhere to run a query: a pool, or the connection of an open transaction.
+pub enum Exec<'c> {
+    PgPool(&'c PgPool),
+    PgConn(&'c mut PgConnection),
+    SqlitePool(&'c SqlitePool),
+    SqliteConn(&'c mut SqliteConnection),
+}
+
+impl Exec<'_> {
+    pub async fn fetch_all<T: Record>(
+        &mut self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> sqlx::Result<Vec<T>> {
+        on_executor!(self, ex => bind_all!(sqlx::query_as(sql), args).fetch_all(ex).await)
+    }
+
+    pub async fn fetch_optional<T: Record>(
+        &mut self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> sqlx::Result<Option<T>> {
+        on_executor!(self, ex => bind_all!(sqlx::query_as(sql), args).fetch_optional(ex).await)
+    }
+
+    pub async fn fetch_one<T: Record>(&mut self, sql: &str, args: Vec<Arg>) -> sqlx::Result<T> {
+        on_executor!(self, ex => bind_all!(sqlx::query_as(sql), args).fetch_one(ex).await)
+    }
+
+    /// Runs a statement and returns the number of rows it touched.
+    pub async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> sqlx::Result<u64> {
+        on_executor!(self, ex => Ok(bind_all!(sqlx::query(sql), args).execute(ex).await?.rows_affected()))
+    }
+}
+
+/// An open transaction on either backend; dropped without [`Tx::commit`], it rolls back.
+pub enum Tx {
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+}
+
+impl Tx {
+    pub fn exec(&mut self) -> Exec<'_> {
+        match self {
+            Tx::Postgres(tx) => Exec::PgConn(&mut **tx),
+            Tx::Sqlite(tx) => Exec::SqliteConn(&mut **tx),
+        }
+    }
+
+    pub async fn commit(self) -> sqlx::Result<()> {
+        match self {
+            Tx::Postgres(tx) => tx.commit().await,
+            Tx::Sqlite(tx) => tx.commit().await,
+        }
+    }
+}
+
+/// Pool sizes and timeouts, from the configuration.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+}
+
+impl Db {
+    /// Opens a pool for `url` (`postgres://…` or `sqlite://…`). The SQLite file is created if
+    /// missing. Connections are made lazily, so start-up does not fail on a database that is
+    /// briefly down; [`Db::migrate`] is what first needs it.
+    pub fn connect_lazy(url: &str, settings: &PoolSettings) -> Result<Db, sqlx::Error> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_lazy_with(options);
+            Ok(Db::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a message acknowledged to a client survives a power cut, not just a crash.
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(settings.max_connections.clamp(1, 8))
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_lazy_with(options);
+            Ok(Db::Sqlite(pool))
+        } else {
+            Err(sqlx::Error::Configuration(
+                "expected a postgres:// or sqlite:// URL".into(),
+            ))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Postgres(_) => Backend::Postgres,
+            Db::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Applies the migrations of this backend's folder.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self {
+            Db::Postgres(pool) => PG_MIGRATOR.run(pool).await,
+            Db::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
+        }
+    }
+
+    /// Runs queries directly on the pool, each in its own implicit transaction.
+    pub fn exec(&self) -> Exec<'_> {
+        match self {
+            Db::Postgres(pool) => Exec::PgPool(pool),
+            Db::Sqlite(pool) => Exec::SqlitePool(pool),
+        }
+    }
+
+    /// Starts a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
+    /// our transactions all write, and a deferred one that upgrades later can fail with
+    /// `SQLITE_BUSY` without waiting.
+    pub async fn begin(&self) -> sqlx::Result<Tx> {
+        Ok(match self {
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+        })
+    }
+
+    /// A cheap round trip, for health checks.
+    pub async fn ping(&self) -> sqlx::Result<()> {
+        self.exec().execute("SELECT 1", vec![]).await.map(|_| ())
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Postgres(pool) => pool.close().await,
+            Db::Sqlite(pool) => pool.close().await,
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The `messages` table. An `external_message_id` is unique per channel, which is what makes a
+//! provider's redelivery a no-op.
+
+use chrono::{DateTime, Utc};
+
+use super::{Count, Exec, Filter};
+use crate::args;
+use crate::domain::{Direction, Message, Order, Status};
+
+macro_rules! select {
+    () => {
+        "SELECT m.id, m.content, m.message_type, m.direction, m.sender_name, m.sender_identifier, \
+         m.\"timestamp\", m.message_metadata, m.conversation_id, m.external_message_id, \
+         m.is_read, m.created_at, m.status, m.error, ch.name AS channel \
+         FROM messages m JOIN channels ch ON ch.id = m.channel_id"
+    };
+}
+
+/// Filters of `GET /messages`. Every field combines with the others.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub conversation_id: Option<i64>,
+    pub channel_id: Option<i64>,
+    pub direction: Option<Direction>,
+    pub before_id: Option<i64>,
+    pub after_id: Option<i64>,
+    pub order: Order,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// One page in timestamp order (ties by id), and the size of the whole filtered set.
+pub async fn list(ex: &mut Exec<'_>, q: &ListQuery) -> sqlx::Result<(Vec<Message>, i64)> {
+    let mut filter = Filter::default();
+    if let Some(id) = q.conversation_id {
+        filter.and("m.conversation_id = ?", id);
+    }
+    if let Some(id) = q.channel_id {
+        filter.and("m.channel_id = ?", id);
+    }
+    if let Some(direction) = q.direction {
+        filter.and("m.direction = ?", direction.as_str());
+    }
+    if let Some(id) = q.before_id {
+        filter.and("m.id < ?", id);
+    }
+    if let Some(id) = q.after_id {
+        filter.and("m.id > ?", id);
+    }
+    let where_clause = filter.where_clause();
+    let total: Count = ex
+        .fetch_one(
+            &format!("SELECT COUNT(*) AS n FROM messages m {where_clause}"),
+            filter.args.clone(),
+        )
+        .await?;
+    let dir = match q.order {
+        Order::Asc => "ASC",
+        Order::Desc => "DESC",
+    };
+    let limit = filter.placeholder(q.limit);
+    let offset = filter.placeholder(q.offset);
+    let sql = format!(
+        "{} {where_clause} ORDER BY m.\"timestamp\" {dir}, m.id {dir} LIMIT {limit} OFFSET {offset}",
+        select!()
+    );
+    Ok((ex.fetch_all(&sql, filter.args).await?, total.n))
+}
+
+pub async fn get(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<Message>> {
+    ex.fetch_optional(concat!(select!(), " WHERE m.id = $1"), args![id])
+        .await
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub conversation_id: i64,
+    pub channel_id: i64,
+    pub content: String,
+    pub message_type: String,
+    pub direction: Direction,
+    pub status: Status,
+    pub sender_name: Option<String>,
+    pub sender_identifier: Option<String>,
+    pub timestamp: DateTime<Utc>,
+    pub message_metadata: Option<String>,
+    pub external_message_id: Option<String>,
+    pub is_read: bool,
+    pub error: Option<String>,
+}
+
+/// Inserts the message and moves its conversation's activity forward. `None` when the channel
+/// already has a message with this `external_message_id` (a redelivery): nothing is written.
+pub async fn insert(
+    ex: &mut Exec<'_>,
+    new: &NewMessage,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Message>> {
+    let id: Option<super::Id> = ex
+        .fetch_optional(
+            "INSERT INTO messages (content, message_type, direction, sender_name, \
+             sender_identifier, \"timestamp\", message_metadata, conversation_id, channel_id, \
+             external_message_id, is_read, status, error, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (channel_id, external_message_id) DO NOTHING RETURNING id",
+            args![
+                new.content.clone(),
+                new.message_type.clone(),
+                new.direction.as_str(),
+                new.sender_name.clone(),
+                new.sender_identifier.clone(),
+                new.timestamp,
+                new.message_metadata.clone(),
+                new.conversation_id,
+                new.channel_id,
+                new.external_message_id.clone(),
+                new.is_read,
+                new.status.as_str(),
+                new.error.clone(),
+                now
+            ],
+        )
+        .await?;
+    let Some(row) = id else { return Ok(None) };
+    super::conversations::touch(ex, new.conversation_id, new.timestamp, now).await?;
+    get(ex, row.id).await
+}
+
+/// Sets `is_read`; `None` when the message does not exist.
+pub async fn set_read(ex: &mut Exec<'_>, id: i64, is_read: bool) -> sqlx::Result<Option<Message>> {
+    let touched = ex
+        .execute(
+            "UPDATE messages SET is_read = $2 WHERE id = $1",
+            args![id, is_read],
+        )
+        .await?;
+    if touched == 0 {
+        return Ok(None);
+    }
+    get(ex, id).await
+}
