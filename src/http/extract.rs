@@ -28,16 +28,48 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                 detail: "expected Content-Type: application/json".into(),
             });
         }
-        let limit = state.config().max_body_bytes;
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| ApiError::Client {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: "payload_too_large",
-                detail: format!("request body is larger than {limit} bytes"),
-            })?;
+        let bytes = read_body(req, state.config().max_body_bytes).await?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// Beyond the limit, a body is still read (and discarded) up to this many bytes, so that the
+/// client, still uploading, can read our 413 instead of meeting a reset connection.
+const DRAIN_CAP: usize = 32 * 1024 * 1024;
+
+/// Reads the body, refusing one over `limit` bytes with 413.
+pub async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    use futures_util::StreamExt;
+    let too_large = || ApiError::Client {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "payload_too_large",
+        detail: format!("request body is larger than {limit} bytes"),
+    };
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > DRAIN_CAP) {
+        return Err(too_large());
+    }
+    let mut stream = req.into_body().into_data_stream();
+    let mut buffer = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+        seen = seen.saturating_add(chunk.len());
+        if seen <= limit {
+            buffer.extend_from_slice(&chunk);
+        } else if seen > DRAIN_CAP {
+            break;
+        }
+    }
+    if seen > limit {
+        return Err(too_large());
+    }
+    Ok(buffer.freeze())
 }
 
 fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {
@@ -67,14 +99,23 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "string_nul",
         ));
     }
+    // Every body is an object; serde would otherwise fill a struct from an array by position.
+    if !value.is_object() {
+        return Err(ApiError::invalid(
+            &["body"],
+            "Input should be a valid dictionary or object to extract fields from",
+            "model_attributes_type",
+        ));
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
+        use serde_path_to_error::Segment;
         let mut loc = vec!["body".to_string()];
-        loc.extend(
-            e.path()
-                .iter()
-                .map(|s| s.to_string())
-                .filter(|s| s != "?" && !s.is_empty()),
-        );
+        loc.extend(e.path().iter().filter_map(|segment| match segment {
+            Segment::Seq { index } => Some(index.to_string()),
+            Segment::Map { key } => Some(key.clone()),
+            Segment::Enum { variant } => Some(variant.clone()),
+            Segment::Unknown => None,
+        }));
         let inner = e.into_inner().to_string();
         let (msg, kind) = describe_serde_error(&inner, &mut loc);
         let loc: Vec<&str> = loc.iter().map(String::as_str).collect();

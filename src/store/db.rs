@@ -188,8 +188,8 @@ pub enum Tx {
 impl Tx {
     pub fn exec(&mut self) -> Exec<'_> {
         match self {
-            Tx::Postgres(tx) => Exec::PgConn(&mut **tx),
-            Tx::Sqlite(tx) => Exec::SqliteConn(&mut **tx),
+            Tx::Postgres(tx) => Exec::PgConn(tx),
+            Tx::Sqlite(tx) => Exec::SqliteConn(tx),
         }
     }
 

@@ -1,0 +1,11 @@
+//! Black-box tests: the real server on port 0, over HTTP and WebSocket, on SQLite and on
+//! PostgreSQL (the cluster started by `scripts/test`).
+
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod conversations;
+mod messages;
+mod system;
+mod websocket;
