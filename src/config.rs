@@ -10,6 +10,14 @@
 //! | `MAX_BODY_BYTES` | `1048576` | largest request body accepted |
 //! | `WS_QUEUE_CAPACITY` | `1024` | events a socket may fall behind before it gets `resync` |
 //! | `WS_PING_INTERVAL_SECS` | `20` | how often sockets are pinged; a peer silent for two intervals is closed |
+//! | `WHATSAPP_ACCESS_TOKEN`, `WHATSAPP_PHONE_NUMBER_ID` | unset | Cloud API credentials; both needed to send |
+//! | `WHATSAPP_WEBHOOK_VERIFY_TOKEN` | unset | token of Meta's GET verification handshake |
+//! | `WHATSAPP_APP_SECRET` (alias `WHATSAPP_WEBHOOK_SECRET`) | unset | comma-separated app secrets; set, webhook POSTs need a valid `X-Hub-Signature-256` |
+//! | `WHATSAPP_API_BASE_URL`, `WHATSAPP_API_VERSION` | `https://graph.facebook.com`, `v26.0` | where sends go |
+//! | `WHATSAPP_TIMEOUT_MS` | `15000` | one Cloud API request's time limit |
+//! | `SEND_MAX_ATTEMPTS` | `8` | attempts for one outbound message before it is `failed` |
+//! | `SEND_RETRY_BASE_MS` | `2000` | first retry delay; doubles per attempt (with jitter), capped at 5 minutes |
+//! | `OUTBOX_POLL_MS` | `1000` | how often the outbox looks for due messages |
 //! | `RUST_LOG`, `LOG_FORMAT` | `info`, `pretty` | log filter; `json` for one JSON object per line |
 //!
 //! Every error names its variable. Secrets are kept in [`Secret`], whose `Debug` hides them.
@@ -103,6 +111,29 @@ pub struct Config {
     pub ws_queue_capacity: usize,
     pub ws_ping_interval: Duration,
     pub log_format: LogFormat,
+    pub whatsapp: WhatsApp,
+    pub outbox: Outbox,
+}
+
+/// WhatsApp Cloud API settings.
+#[derive(Clone, Debug)]
+pub struct WhatsApp {
+    /// Token and phone number id, when both are set: sending is possible.
+    pub credentials: Option<(Secret, String)>,
+    pub verify_token: Option<Secret>,
+    /// Any one of these may sign a webhook (several allow rotating the secret).
+    pub app_secrets: Vec<Secret>,
+    pub api_base_url: String,
+    pub api_version: String,
+    pub timeout: Duration,
+}
+
+/// Delivery of outbound messages.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    pub max_attempts: u32,
+    pub retry_base: Duration,
+    pub poll_interval: Duration,
 }
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -141,6 +172,22 @@ impl Config {
                 None | Some("pretty") => LogFormat::Pretty,
                 Some("json") => LogFormat::Json,
                 Some(_) => return Err(err("LOG_FORMAT", "expected pretty or json")),
+            },
+            whatsapp: vars.whatsapp()?,
+            outbox: Outbox {
+                max_attempts: vars.bounded("SEND_MAX_ATTEMPTS", 8, 1, 100)?,
+                retry_base: Duration::from_millis(vars.bounded(
+                    "SEND_RETRY_BASE_MS",
+                    2000,
+                    1,
+                    600_000,
+                )?),
+                poll_interval: Duration::from_millis(vars.bounded(
+                    "OUTBOX_POLL_MS",
+                    1000,
+                    10,
+                    60_000,
+                )?),
             },
         })
     }
@@ -234,6 +281,73 @@ impl Vars<'_> {
         Ok(origins)
     }
 
+    fn whatsapp(&self) -> Result<WhatsApp, ConfigError> {
+        let token = self.get("WHATSAPP_ACCESS_TOKEN");
+        let phone_number_id = self.get("WHATSAPP_PHONE_NUMBER_ID");
+        if let Some(id) = &phone_number_id {
+            if !id.trim().chars().all(|c| c.is_ascii_digit()) {
+                return Err(err(
+                    "WHATSAPP_PHONE_NUMBER_ID",
+                    "expected the numeric id Meta shows",
+                ));
+            }
+        }
+        let secrets = self
+            .get("WHATSAPP_APP_SECRET")
+            .or_else(|| self.get("WHATSAPP_WEBHOOK_SECRET"));
+        let base = self
+            .get("WHATSAPP_API_BASE_URL")
+            .unwrap_or_else(|| "https://graph.facebook.com".into());
+        let base = base.trim().trim_end_matches('/').to_string();
+        if reqwest::Url::parse(&base)
+            .map(|u| !u.scheme().starts_with("http"))
+            .unwrap_or(true)
+        {
+            return Err(err("WHATSAPP_API_BASE_URL", "expected an http(s) URL"));
+        }
+        let version = self
+            .get("WHATSAPP_API_VERSION")
+            .unwrap_or_else(|| "v26.0".into());
+        let version = version.trim().to_string();
+        let well_formed = version
+            .strip_prefix('v')
+            .and_then(|v| v.split_once('.'))
+            .is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && !b.is_empty()
+                    && (a.to_string() + b).chars().all(|c| c.is_ascii_digit())
+            });
+        if !well_formed {
+            return Err(err(
+                "WHATSAPP_API_VERSION",
+                "expected a Graph version such as v26.0",
+            ));
+        }
+        Ok(WhatsApp {
+            credentials: token
+                .zip(phone_number_id)
+                .map(|(t, id)| (Secret::new(t.trim()), id.trim().to_string())),
+            verify_token: self.get("WHATSAPP_WEBHOOK_VERIFY_TOKEN").map(Secret::new),
+            app_secrets: secrets
+                .map(|s| {
+                    s.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(Secret::new)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            api_base_url: base,
+            api_version: version,
+            timeout: Duration::from_millis(self.bounded(
+                "WHATSAPP_TIMEOUT_MS",
+                15_000,
+                10,
+                300_000,
+            )?),
+        })
+    }
+
     fn key_set(&self, name: &'static str) -> Result<Option<KeySet>, ConfigError> {
         self.get(name)
             .map(|raw| KeySet::parse(&raw).map_err(|problem| err(name, problem)))
@@ -254,6 +368,29 @@ mod tests {
         assert_eq!(c.cors_origins, vec!["http://localhost:3000"]);
         assert!(c.api_keys.is_none());
         assert_eq!(c.max_body_bytes, 1024 * 1024);
+        assert_eq!(c.whatsapp.api_version, "v26.0");
+        assert_eq!(c.whatsapp.api_base_url, "https://graph.facebook.com");
+        assert!(c.whatsapp.credentials.is_none());
+        assert_eq!(c.outbox.max_attempts, 8);
+    }
+
+    #[test]
+    fn webhook_secrets_are_a_list_and_have_an_alias() {
+        let c = Config::with(&[("WHATSAPP_WEBHOOK_SECRET", "old, new")]).expect("valid");
+        assert_eq!(
+            c.whatsapp.app_secrets,
+            vec![Secret::new("old"), Secret::new("new")]
+        );
+        let c = Config::with(&[
+            ("WHATSAPP_APP_SECRET", "a"),
+            ("WHATSAPP_WEBHOOK_SECRET", "b"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.whatsapp.app_secrets,
+            vec![Secret::new("a")],
+            "the primary name wins"
+        );
     }
 
     #[test]
@@ -265,6 +402,10 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("CORS_ORIGINS", "localhost:3000"),
             ("WS_QUEUE_CAPACITY", "0"),
+            ("WHATSAPP_API_VERSION", "26"),
+            ("WHATSAPP_API_BASE_URL", "graph.facebook.com"),
+            ("WHATSAPP_PHONE_NUMBER_ID", "+1 555"),
+            ("SEND_MAX_ATTEMPTS", "0"),
         ] {
             let e = Config::with(&[(var, value)]).expect_err(var);
             assert_eq!(e.variable, var);

@@ -4,6 +4,8 @@
 
 /// Start-up and shutdown: builds the state, router and background tasks around a listener.
 pub mod app;
+/// Providers (WhatsApp today): webhook signatures and parsing, one folder each.
+pub mod channels;
 /// Configuration from the environment; every variable is listed in its module doc.
 pub mod config;
 /// Records (channels, conversations, messages) and parsed input types.

@@ -169,3 +169,52 @@ pub async fn touch(
     .await
     .map(|_| ())
 }
+
+/// What [`upsert`] did.
+pub struct Upserted {
+    pub conversation: Conversation,
+    pub created: bool,
+    /// The participant's name changed (a customer renamed themselves).
+    pub renamed: bool,
+}
+
+/// Finds the conversation of `(channel_id, external_id)` or creates it, race-free: concurrent
+/// callers all end with the same row, and exactly one of them sees `created`. A known `name`
+/// different from the stored one replaces it.
+pub async fn upsert(
+    ex: &mut Exec<'_>,
+    new: &NewConversation,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Upserted> {
+    if let Some(conversation) = create(ex, new, now).await? {
+        return Ok(Upserted {
+            conversation,
+            created: true,
+            renamed: false,
+        });
+    }
+    let existing = find(ex, new.channel_id, &new.external_id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
+    match &new.participant_name {
+        Some(name) if existing.participant_name.as_deref() != Some(name.as_str()) => {
+            let changes = Changes {
+                participant_name: Some(Some(name.clone())),
+                is_active: None,
+            };
+            let conversation = update(ex, existing.id, &changes, now)
+                .await?
+                .ok_or(sqlx::Error::RowNotFound)?;
+            Ok(Upserted {
+                conversation,
+                created: false,
+                renamed: true,
+            })
+        }
+        _ => Ok(Upserted {
+            conversation: existing,
+            created: false,
+            renamed: false,
+        }),
+    }
+}

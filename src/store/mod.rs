@@ -5,6 +5,7 @@ pub mod channels;
 pub mod conversations;
 mod db;
 pub mod messages;
+pub mod outbox;
 
 pub use db::{Arg, Backend, Db, Exec, PoolSettings, Record, Tx};
 

@@ -1,0 +1,3 @@
+//! Providers, one folder each.
+
+pub mod whatsapp;

@@ -1,0 +1,172 @@
+//! Outbound delivery state in the `messages` table: the queue of messages to send (first try
+//! and retries, with a lease per claim) and the forward-only status updates from the provider.
+
+use chrono::{DateTime, Utc};
+
+use super::{Backend, Exec, Id};
+use crate::args;
+use crate::domain::{Message, Status};
+
+/// A message due to be sent, with where to send it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Due {
+    pub id: i64,
+    pub content: String,
+    pub channel: String,
+    /// The conversation's `external_id`: the recipient.
+    pub recipient: String,
+    pub send_attempts: i32,
+}
+
+/// Puts a stored outbound message in the queue, due at `due`. `claimed_until` set means the
+/// caller is about to send it itself and no worker may take it before then.
+pub async fn enqueue(
+    ex: &mut Exec<'_>,
+    id: i64,
+    due: DateTime<Utc>,
+    claimed_until: Option<DateTime<Utc>>,
+) -> sqlx::Result<()> {
+    ex.execute(
+        "UPDATE messages SET next_attempt_at = $2, claimed_until = $3 WHERE id = $1",
+        args![id, due, claimed_until],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Leases up to `limit` due messages to the caller until `lease_until`. A message claimed by
+/// another worker whose lease has not expired is skipped, so no two workers send it at once.
+pub async fn claim_due(
+    ex: &mut Exec<'_>,
+    backend: Backend,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> sqlx::Result<Vec<Due>> {
+    // The lease condition is repeated outside the subquery: PostgreSQL re-checks it on a row
+    // another transaction just claimed. SKIP LOCKED (PostgreSQL only) avoids waiting on it.
+    let lock = match backend {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "UPDATE messages SET claimed_until = $2 \
+         WHERE id IN (SELECT id FROM messages \
+                      WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1 \
+                        AND (claimed_until IS NULL OR claimed_until < $1) \
+                      ORDER BY next_attempt_at, id LIMIT $3 {lock}) \
+           AND next_attempt_at IS NOT NULL \
+           AND (claimed_until IS NULL OR claimed_until < $1) \
+         RETURNING id"
+    );
+    let ids: Vec<Id> = ex.fetch_all(&sql, args![now, lease_until, limit]).await?;
+    let mut due = Vec::with_capacity(ids.len());
+    for Id { id } in ids {
+        let item: Option<Due> = ex
+            .fetch_optional(
+                "SELECT m.id, m.content, ch.name AS channel, c.external_id AS recipient, m.send_attempts \
+                 FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+                 JOIN channels ch ON ch.id = m.channel_id WHERE m.id = $1",
+                args![id],
+            )
+            .await?;
+        due.extend(item);
+    }
+    Ok(due)
+}
+
+/// The provider accepted the message: `sent`, with its id, out of the queue.
+pub async fn record_sent(
+    ex: &mut Exec<'_>,
+    id: i64,
+    attempts: i32,
+    external_id: &str,
+) -> sqlx::Result<Option<Message>> {
+    ex.execute(
+        "UPDATE messages SET status = 'sent', external_message_id = $2, error = NULL, \
+         send_attempts = $3, next_attempt_at = NULL, claimed_until = NULL \
+         WHERE id = $1 AND status = 'pending'",
+        args![id, external_id, i64::from(attempts)],
+    )
+    .await?;
+    super::messages::get(ex, id).await
+}
+
+/// A transient failure: stays `pending`, retried at `next_attempt_at`.
+pub async fn record_retry(
+    ex: &mut Exec<'_>,
+    id: i64,
+    attempts: i32,
+    next_attempt_at: DateTime<Utc>,
+    error: &str,
+) -> sqlx::Result<Option<Message>> {
+    ex.execute(
+        "UPDATE messages SET error = $2, send_attempts = $3, next_attempt_at = $4, \
+         claimed_until = NULL WHERE id = $1 AND status = 'pending'",
+        args![id, error, i64::from(attempts), next_attempt_at],
+    )
+    .await?;
+    super::messages::get(ex, id).await
+}
+
+/// A permanent refusal, or the last attempt failed: `failed`, out of the queue.
+pub async fn record_failed(
+    ex: &mut Exec<'_>,
+    id: i64,
+    attempts: i32,
+    error: &str,
+) -> sqlx::Result<Option<Message>> {
+    ex.execute(
+        "UPDATE messages SET status = 'failed', error = $2, send_attempts = $3, \
+         next_attempt_at = NULL, claimed_until = NULL WHERE id = $1 AND status = 'pending'",
+        args![id, error, i64::from(attempts)],
+    )
+    .await?;
+    super::messages::get(ex, id).await
+}
+
+/// The rank a status must exceed to replace the current one. `failed` may follow only
+/// `pending` or `sent`; nothing follows `failed`.
+fn rank_of_new(status: Status) -> Option<i64> {
+    match status {
+        Status::Sent => Some(1),
+        Status::Delivered | Status::Failed => Some(2),
+        Status::Read => Some(3),
+        Status::Pending | Status::Received => None,
+    }
+}
+
+/// Applies a provider status to the outbound message with this provider id, only if it moves
+/// the message forward. Returns the message when it changed (a redelivery changes nothing).
+pub async fn apply_status(
+    ex: &mut Exec<'_>,
+    channel_id: i64,
+    external_id: &str,
+    status: Status,
+    error: Option<&str>,
+) -> sqlx::Result<Option<Message>> {
+    let Some(rank) = rank_of_new(status) else {
+        return Ok(None);
+    };
+    let id: Option<Id> = ex
+        .fetch_optional(
+            "UPDATE messages SET status = $3, error = COALESCE($4, error), \
+             next_attempt_at = NULL, claimed_until = NULL \
+             WHERE channel_id = $1 AND external_message_id = $2 AND direction = 'outbound' \
+               AND (CASE status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 \
+                    WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 9 END) < $5 \
+             RETURNING id",
+            args![
+                channel_id,
+                external_id,
+                status.as_str(),
+                error.map(str::to_string),
+                rank
+            ],
+        )
+        .await?;
+    match id {
+        Some(Id { id }) => super::messages::get(ex, id).await,
+        None => Ok(None),
+    }
+}
