@@ -11,13 +11,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::channels::whatsapp::cloud_api::CloudApi;
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::outbox::Outbox;
 use crate::realtime::Hub;
 use crate::store::{Db, PoolSettings};
 
-/// How long shutdown waits for sockets to say goodbye.
-const SOCKET_DRAIN: Duration = Duration::from_secs(5);
+/// How long shutdown waits for sockets to say goodbye and an in-flight send to finish.
+const DRAIN: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -27,6 +29,8 @@ pub enum StartError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot read the listener's address: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(reqwest::Error),
 }
 
 pub struct App {
@@ -43,11 +47,25 @@ impl App {
             tracing::warn!("API_KEYS is not set: /api/v1 and the WebSocket are open to anyone who can reach this port");
         }
         let address = listener.local_addr()?;
+        if config.whatsapp.app_secrets.is_empty() {
+            tracing::warn!(
+                "WHATSAPP_APP_SECRET is not set: /webhook/whatsapp accepts unsigned deliveries"
+            );
+        }
         let hub = Arc::new(Hub::new(config.ws_queue_capacity));
+        let cloud_api = CloudApi::from_config(&config.whatsapp).map_err(StartError::Http)?;
+        let outbox = Outbox::new(
+            db.clone(),
+            hub.clone(),
+            cloud_api,
+            config.outbox.clone(),
+            config.whatsapp.timeout,
+        );
         let state = AppState::new(
             config,
             db,
             hub,
+            outbox,
             CancellationToken::new(),
             TaskTracker::new(),
         );
@@ -77,8 +95,9 @@ impl App {
             address,
         } = self;
         let token = state.shutdown().clone();
-        let sockets = state.sockets().clone();
+        let tasks = state.tasks().clone();
         let db = state.db().clone();
+        tasks.spawn(state.outbox().clone().run(token.clone()));
         let router = http::router(state);
         tracing::info!(%address, backend = ?db.backend(), "listening");
         let stop = token.clone();
@@ -90,12 +109,9 @@ impl App {
             })
             .await?;
         token.cancel();
-        sockets.close();
-        if tokio::time::timeout(SOCKET_DRAIN, sockets.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("some WebSockets did not close in time");
+        tasks.close();
+        if tokio::time::timeout(DRAIN, tasks.wait()).await.is_err() {
+            tracing::warn!("some WebSockets or an outbox send did not finish in time");
         }
         db.close().await;
         Ok(())

@@ -14,6 +14,10 @@ pub mod domain;
 pub mod error;
 /// The REST routes, extractors and middleware.
 pub mod http;
+/// Recording inbound messages and provider statuses, race-free and idempotent.
+pub mod inbox;
+/// Outbound delivery: store first, send, retry in the background.
+pub mod outbox;
 /// The WebSocket hub and per-connection loops.
 pub mod realtime;
 /// PostgreSQL or SQLite behind one query interface.

@@ -7,7 +7,9 @@ mod conversations;
 pub mod extract;
 mod messages;
 mod middleware;
+mod send;
 mod system;
+mod webhook;
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::outbox::Outbox;
 use crate::realtime::Hub;
 use crate::store::Db;
 
@@ -28,8 +31,9 @@ struct Inner {
     config: Config,
     db: Db,
     hub: Arc<Hub>,
+    outbox: Outbox,
     shutdown: CancellationToken,
-    sockets: TaskTracker,
+    tasks: TaskTracker,
 }
 
 impl AppState {
@@ -37,15 +41,17 @@ impl AppState {
         config: Config,
         db: Db,
         hub: Arc<Hub>,
+        outbox: Outbox,
         shutdown: CancellationToken,
-        sockets: TaskTracker,
+        tasks: TaskTracker,
     ) -> Self {
         AppState(Arc::new(Inner {
             config,
             db,
             hub,
+            outbox,
             shutdown,
-            sockets,
+            tasks,
         }))
     }
     pub fn config(&self) -> &Config {
@@ -60,8 +66,12 @@ impl AppState {
     pub fn shutdown(&self) -> &CancellationToken {
         &self.0.shutdown
     }
-    pub fn sockets(&self) -> &TaskTracker {
-        &self.0.sockets
+    pub fn outbox(&self) -> &Outbox {
+        &self.0.outbox
+    }
+    /// Background work (sockets, the outbox worker) that shutdown waits for.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.0.tasks
     }
 }
 
@@ -71,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(channels::router())
         .merge(conversations::router())
         .merge(messages::router())
+        .merge(send::router())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
@@ -80,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(system::root))
         .route("/health", get(system::health))
         .nest("/api/v1", api)
+        .merge(webhook::router())
         .fallback(system::not_found);
     middleware::wrap(app, state.config()).with_state(state)
 }

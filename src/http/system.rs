@@ -55,7 +55,7 @@ pub async fn root(State(state): State<AppState>, request: Request) -> Response {
     let hub = state.hub().clone();
     let shutdown = state.shutdown().clone();
     let ping_every = state.config().ws_ping_interval;
-    let tracker = state.sockets().clone();
+    let tracker = state.tasks().clone();
     upgrade
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)

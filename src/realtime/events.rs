@@ -70,6 +70,27 @@ impl<'a> Event<'a> {
     }
 }
 
+/// A committed change to tell the clients about. Services collect these inside a
+/// transaction and publish them only after it commits, so no client hears of a rolled-back row.
+#[derive(Debug, Clone)]
+pub enum Change {
+    NewConversation(Conversation),
+    ConversationUpdated(Conversation),
+    NewMessage(Message),
+    MessageStatus(Message),
+}
+
+impl Change {
+    pub fn event(&self) -> Event<'_> {
+        match self {
+            Change::NewConversation(c) => Event::NewConversation(c),
+            Change::ConversationUpdated(c) => Event::ConversationUpdated(c),
+            Change::NewMessage(m) => Event::new_message(m),
+            Change::MessageStatus(m) => Event::message_status(m),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

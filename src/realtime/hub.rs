@@ -35,6 +35,13 @@ impl Hub {
         let _ = self.sender.send(Utf8Bytes::from(event.to_json()));
     }
 
+    /// Publishes committed changes, in order.
+    pub fn publish_all(&self, changes: &[super::Change]) {
+        for change in changes {
+            self.publish(&change.event());
+        }
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Utf8Bytes> {
         self.sender.subscribe()
     }

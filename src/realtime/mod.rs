@@ -4,5 +4,5 @@ pub mod events;
 pub mod hub;
 pub mod socket;
 
-pub use events::Event;
+pub use events::{Change, Event};
 pub use hub::Hub;

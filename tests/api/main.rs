@@ -9,3 +9,4 @@ mod conversations;
 mod messages;
 mod system;
 mod websocket;
+mod whatsapp;
