@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::assistant::Assistant;
 use crate::channels::whatsapp::cloud_api::CloudApi;
 use crate::config::Config;
 use crate::http::{self, AppState};
@@ -61,11 +62,22 @@ impl App {
             config.outbox.clone(),
             config.whatsapp.timeout,
         );
+        if config.gateway_keys.is_none() {
+            tracing::warn!("AI_ASSISTANTS_API_KEYS is not set: the gateway endpoint accepts any caller (dev mode)");
+        }
+        let assistant = Assistant::new(
+            db.clone(),
+            hub.clone(),
+            outbox.clone(),
+            config.assistant.clone(),
+        )
+        .map_err(StartError::Http)?;
         let state = AppState::new(
             config,
             db,
             hub,
             outbox,
+            assistant,
             CancellationToken::new(),
             TaskTracker::new(),
         );

@@ -18,6 +18,13 @@
 //! | `SEND_MAX_ATTEMPTS` | `8` | attempts for one outbound message before it is `failed` |
 //! | `SEND_RETRY_BASE_MS` | `2000` | first retry delay; doubles per attempt (with jitter), capped at 5 minutes |
 //! | `OUTBOX_POLL_MS` | `1000` | how often the outbox looks for due messages |
+//! | `AI_ASSISTANTS_API_KEYS` | unset | `project:key,…`; set, the gateway endpoint needs one as `X-API-Key` |
+//! | `LLM_BASE_URL`, `LLM_API_KEY`, `LLM_MODEL` | unset | an OpenAI-compatible server; `LLM_MODEL` is required with a base URL |
+//! | `LLM_TIMEOUT_SECS` | `20` | one LLM call's time limit (fractions allowed) |
+//! | `ASSISTANT_SYSTEM_PROMPT` | a short receptionist prompt | the assistant's instructions |
+//! | `ASSISTANT_HISTORY_LIMIT` | `20` | earlier messages of the conversation the LLM sees (0–200) |
+//! | `ASSISTANT_FALLBACK_REPLY` | a short Spanish "we will answer soon" | the reply when no LLM answers |
+//! | `ASSISTANT_AUTOREPLY` | `false` | answer inbound Cloud API text messages through the outbox |
 //! | `RUST_LOG`, `LOG_FORMAT` | `info`, `pretty` | log filter; `json` for one JSON object per line |
 //!
 //! Every error names its variable. Secrets are kept in [`Secret`], whose `Debug` hides them.
@@ -113,7 +120,36 @@ pub struct Config {
     pub log_format: LogFormat,
     pub whatsapp: WhatsApp,
     pub outbox: Outbox,
+    pub gateway_keys: Option<KeySet>,
+    pub assistant: Assistant,
 }
+
+/// The LLM assistant.
+#[derive(Clone, Debug)]
+pub struct Assistant {
+    pub llm: Option<Llm>,
+    pub system_prompt: String,
+    pub history_limit: i64,
+    pub fallback_reply: String,
+    pub autoreply: bool,
+}
+
+/// An OpenAI-compatible chat-completions server.
+#[derive(Clone, Debug)]
+pub struct Llm {
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub model: String,
+    pub timeout: Duration,
+}
+
+pub const DEFAULT_SYSTEM_PROMPT: &str =
+    "You are the friendly assistant of a small business on WhatsApp. \
+Answer briefly and politely, in the customer's language. If you cannot help, say that a person \
+from the team will answer soon. Never invent prices, opening hours or availability.";
+
+pub const DEFAULT_FALLBACK_REPLY: &str =
+    "¡Gracias por tu mensaje! En breve te responderá una persona de nuestro equipo.";
 
 /// WhatsApp Cloud API settings.
 #[derive(Clone, Debug)]
@@ -189,6 +225,8 @@ impl Config {
                     60_000,
                 )?),
             },
+            gateway_keys: vars.key_set("AI_ASSISTANTS_API_KEYS")?,
+            assistant: vars.assistant()?,
         })
     }
 
@@ -348,6 +386,57 @@ impl Vars<'_> {
         })
     }
 
+    fn assistant(&self) -> Result<Assistant, ConfigError> {
+        let llm = match self.get("LLM_BASE_URL") {
+            None => None,
+            Some(base) => {
+                let base = base.trim().trim_end_matches('/').to_string();
+                if reqwest::Url::parse(&base)
+                    .map(|u| !u.scheme().starts_with("http"))
+                    .unwrap_or(true)
+                {
+                    return Err(err(
+                        "LLM_BASE_URL",
+                        "expected an http(s) URL such as http://localhost:11434/v1",
+                    ));
+                }
+                let model = self
+                    .get("LLM_MODEL")
+                    .ok_or_else(|| err("LLM_MODEL", "is required when LLM_BASE_URL is set"))?;
+                let seconds: f64 = self.parsed("LLM_TIMEOUT_SECS", Some(20.0))?;
+                if !(seconds > 0.0 && seconds <= 600.0) {
+                    return Err(err("LLM_TIMEOUT_SECS", "must be above 0 and at most 600"));
+                }
+                Some(Llm {
+                    base_url: base,
+                    api_key: self.get("LLM_API_KEY").map(|k| Secret::new(k.trim())),
+                    model: model.trim().to_string(),
+                    timeout: Duration::from_secs_f64(seconds),
+                })
+            }
+        };
+        let autoreply = match self
+            .get("ASSISTANT_AUTOREPLY")
+            .map(|v| v.trim().to_ascii_lowercase())
+        {
+            None => false,
+            Some(v) if ["true", "1", "yes", "on"].contains(&v.as_str()) => true,
+            Some(v) if ["false", "0", "no", "off"].contains(&v.as_str()) => false,
+            Some(_) => return Err(err("ASSISTANT_AUTOREPLY", "expected true or false")),
+        };
+        Ok(Assistant {
+            llm,
+            system_prompt: self
+                .get("ASSISTANT_SYSTEM_PROMPT")
+                .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.into()),
+            history_limit: self.bounded("ASSISTANT_HISTORY_LIMIT", 20, 0, 200)?,
+            fallback_reply: self
+                .get("ASSISTANT_FALLBACK_REPLY")
+                .unwrap_or_else(|| DEFAULT_FALLBACK_REPLY.into()),
+            autoreply,
+        })
+    }
+
     fn key_set(&self, name: &'static str) -> Result<Option<KeySet>, ConfigError> {
         self.get(name)
             .map(|raw| KeySet::parse(&raw).map_err(|problem| err(name, problem)))
@@ -372,6 +461,33 @@ mod tests {
         assert_eq!(c.whatsapp.api_base_url, "https://graph.facebook.com");
         assert!(c.whatsapp.credentials.is_none());
         assert_eq!(c.outbox.max_attempts, 8);
+        assert!(c.assistant.llm.is_none());
+        assert_eq!(c.assistant.history_limit, 20);
+        assert!(!c.assistant.autoreply);
+        assert!(c.gateway_keys.is_none());
+    }
+
+    #[test]
+    fn an_llm_needs_a_model_and_accepts_fractional_timeouts() {
+        let e =
+            Config::with(&[("LLM_BASE_URL", "http://localhost:11434/v1")]).expect_err("no model");
+        assert_eq!(e.variable, "LLM_MODEL");
+        let c = Config::with(&[
+            ("LLM_BASE_URL", "http://localhost:11434/v1/"),
+            ("LLM_MODEL", "llama3.2"),
+            ("LLM_TIMEOUT_SECS", "0.5"),
+        ])
+        .expect("valid");
+        let llm = c.assistant.llm.expect("configured");
+        assert_eq!(llm.base_url, "http://localhost:11434/v1");
+        assert_eq!(llm.timeout, Duration::from_millis(500));
+        let e = Config::with(&[
+            ("LLM_BASE_URL", "http://x"),
+            ("LLM_MODEL", "m"),
+            ("LLM_TIMEOUT_SECS", "0"),
+        ])
+        .expect_err("zero");
+        assert_eq!(e.variable, "LLM_TIMEOUT_SECS");
     }
 
     #[test]
@@ -406,6 +522,10 @@ mod tests {
             ("WHATSAPP_API_BASE_URL", "graph.facebook.com"),
             ("WHATSAPP_PHONE_NUMBER_ID", "+1 555"),
             ("SEND_MAX_ATTEMPTS", "0"),
+            ("AI_ASSISTANTS_API_KEYS", ":nokey"),
+            ("LLM_BASE_URL", "localhost:11434"),
+            ("ASSISTANT_HISTORY_LIMIT", "-1"),
+            ("ASSISTANT_AUTOREPLY", "sometimes"),
         ] {
             let e = Config::with(&[(var, value)]).expect_err(var);
             assert_eq!(e.variable, var);

@@ -65,6 +65,7 @@ pub async fn record(
         external_message_id: inbound.external_message_id.clone(),
         is_read: false,
         error: None,
+        reply_to_message_id: None,
     };
     let stored = messages::insert(ex, &message, at).await?;
     if let Some(stored) = &stored {

@@ -4,6 +4,8 @@
 
 /// Start-up and shutdown: builds the state, router and background tasks around a listener.
 pub mod app;
+/// The LLM assistant: OpenAI-compatible client and reply orchestration.
+pub mod assistant;
 /// Providers (WhatsApp today): webhook signatures and parsing, one folder each.
 pub mod channels;
 /// Configuration from the environment; every variable is listed in its module doc.

@@ -35,6 +35,8 @@ pub struct Outgoing {
     pub content: String,
     pub sender_name: Option<String>,
     pub metadata: Option<String>,
+    /// For an assistant's auto-reply: the inbound message it answers.
+    pub reply_to_message_id: Option<i64>,
 }
 
 #[derive(Clone)]
@@ -73,13 +75,14 @@ impl Outbox {
     }
 
     /// Stores `outgoing` as `pending`, broadcasts it, then sends it now. Changes made before the
-    /// send (a new conversation) are passed in `changes` and published with the message.
+    /// send (a new conversation) are passed in `changes` and published with the message. `None`
+    /// when nothing was stored: the message it replies to already has its reply.
     pub async fn submit(
         &self,
         tx: store::Tx,
         outgoing: Outgoing,
         mut changes: Vec<Change>,
-    ) -> Result<Submitted, sqlx::Error> {
+    ) -> Result<Option<Submitted>, sqlx::Error> {
         let mut tx = tx;
         let at = now();
         let new = store::messages::NewMessage {
@@ -96,11 +99,12 @@ impl Outbox {
             external_message_id: None,
             is_read: true,
             error: None,
+            reply_to_message_id: outgoing.reply_to_message_id,
         };
         let mut ex = tx.exec();
-        let message = store::messages::insert(&mut ex, &new, at)
-            .await?
-            .ok_or(sqlx::Error::RowNotFound)?;
+        let Some(message) = store::messages::insert(&mut ex, &new, at).await? else {
+            return Ok(None);
+        };
         // Claimed by this request until it records the outcome; a crash in between leaves it to
         // a worker once the lease expires.
         outbox::enqueue(
@@ -120,7 +124,7 @@ impl Outbox {
             recipient: outgoing.recipient,
             send_attempts: 0,
         };
-        self.attempt(due).await
+        self.attempt(due).await.map(Some)
     }
 
     /// Sends one due message and records the outcome.

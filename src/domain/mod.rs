@@ -33,6 +33,8 @@ pub struct Conversation {
     pub last_message_at: Option<DateTime<Utc>>,
     /// Inbound messages of this conversation not yet read.
     pub unread_count: i64,
+    /// Whether the assistant may answer here; an agent's reply turns it off.
+    pub assistant_enabled: bool,
 }
 
 /// A stored message, inbound or outbound.

@@ -99,6 +99,7 @@ struct ConversationUpdate {
     #[serde(default, deserialize_with = "present")]
     participant_name: Option<Option<String>>,
     is_active: Option<bool>,
+    assistant_enabled: Option<bool>,
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
@@ -114,6 +115,7 @@ async fn update(
     let changes = conversations::Changes {
         participant_name: body.participant_name,
         is_active: body.is_active,
+        assistant_enabled: body.assistant_enabled,
     };
     let updated = conversations::update(&mut state.db().exec(), id, &changes, now())
         .await?

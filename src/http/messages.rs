@@ -167,6 +167,7 @@ async fn create(
         external_message_id,
         is_read: body.is_read,
         error: None,
+        reply_to_message_id: None,
     };
     let stored = messages::insert(&mut ex, &new, now())
         .await?

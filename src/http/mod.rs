@@ -5,6 +5,7 @@ mod auth;
 mod channels;
 mod conversations;
 pub mod extract;
+mod gateway;
 mod messages;
 mod middleware;
 mod send;
@@ -18,6 +19,7 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::assistant::Assistant;
 use crate::config::Config;
 use crate::outbox::Outbox;
 use crate::realtime::Hub;
@@ -32,6 +34,7 @@ struct Inner {
     db: Db,
     hub: Arc<Hub>,
     outbox: Outbox,
+    assistant: Assistant,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -42,6 +45,7 @@ impl AppState {
         db: Db,
         hub: Arc<Hub>,
         outbox: Outbox,
+        assistant: Assistant,
         shutdown: CancellationToken,
         tasks: TaskTracker,
     ) -> Self {
@@ -50,6 +54,7 @@ impl AppState {
             db,
             hub,
             outbox,
+            assistant,
             shutdown,
             tasks,
         }))
@@ -68,6 +73,9 @@ impl AppState {
     }
     pub fn outbox(&self) -> &Outbox {
         &self.0.outbox
+    }
+    pub fn assistant(&self) -> &Assistant {
+        &self.0.assistant
     }
     /// Background work (sockets, the outbox worker) that shutdown waits for.
     pub fn tasks(&self) -> &TaskTracker {
@@ -92,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(system::health))
         .nest("/api/v1", api)
         .merge(webhook::router())
+        .merge(gateway::router())
         .fallback(system::not_found);
     middleware::wrap(app, state.config()).with_state(state)
 }

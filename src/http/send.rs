@@ -101,6 +101,19 @@ async fn send(
             upserted.conversation
         }
     };
+    // An agent stepping in silences the assistant in this conversation until handed back.
+    if let Some(updated) =
+        conversations::set_assistant(&mut ex, conversation.id, false, now()).await?
+    {
+        // A conversation created by this very request is announced once, as it now is.
+        match changes
+            .iter_mut()
+            .find(|c| matches!(c, Change::NewConversation(n) if n.id == updated.id))
+        {
+            Some(created) => *created = Change::NewConversation(updated),
+            None => changes.push(Change::ConversationUpdated(updated)),
+        }
+    }
     let outgoing = Outgoing {
         conversation_id: conversation.id,
         channel_id: channel.id,
@@ -108,9 +121,13 @@ async fn send(
         content: body.message,
         sender_name: Some("agent".into()),
         metadata: None,
+        reply_to_message_id: None,
     };
     let conversation_id = conversation.id;
-    Ok(match state.outbox().submit(tx, outgoing, changes).await? {
+    let submitted = state.outbox().submit(tx, outgoing, changes).await?;
+    let submitted =
+        submitted.ok_or_else(|| ApiError::Internal("the reply was not stored".into()))?;
+    Ok(match submitted {
         Submitted::Sent(message) => Json(json!({
             "success": true,
             "message_id": message.external_message_id,

@@ -87,6 +87,20 @@ async fn receive(State(state): State<AppState>, request: Request) -> ApiResult<R
     tx.commit().await?;
     state.hub().publish_all(&changes);
     let fresh = recorded.iter().filter(|r| r.message.is_some()).count();
+    if state.assistant().autoreply_enabled() {
+        // After the commit and outside the request: Meta's 200 never waits on the LLM.
+        for recorded in recorded.into_iter() {
+            if let Some(message) = recorded.message {
+                let assistant = state.assistant().clone();
+                let conversation = recorded.conversation;
+                state.tasks().spawn(async move {
+                    if let Err(e) = assistant.autoreply(conversation, message).await {
+                        tracing::warn!(error = %e, "auto-reply failed");
+                    }
+                });
+            }
+        }
+    }
     tracing::info!(
         messages = delivery.messages.len(),
         new = fresh,

@@ -10,7 +10,7 @@ use crate::domain::Conversation;
 macro_rules! select {
     () => {
         "SELECT c.id, c.participant_name, c.participant_identifier, c.is_active, c.channel_id, \
-         c.external_id, c.created_at, c.updated_at, c.last_message_at, \
+         c.external_id, c.created_at, c.updated_at, c.last_message_at, c.assistant_enabled, \
          (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id \
             AND m.direction = 'inbound' AND NOT m.is_read) AS unread_count \
          FROM conversations c"
@@ -110,6 +110,7 @@ pub async fn create(
 pub struct Changes {
     pub participant_name: Option<Option<String>>,
     pub is_active: Option<bool>,
+    pub assistant_enabled: Option<bool>,
 }
 
 /// Applies `changes`; `None` when the conversation does not exist.
@@ -125,6 +126,7 @@ pub async fn update(
             "UPDATE conversations SET \
              participant_name = CASE WHEN $2 THEN $3 ELSE participant_name END, \
              is_active = COALESCE($4, is_active), \
+             assistant_enabled = COALESCE($6, assistant_enabled), \
              updated_at = $5 \
              WHERE id = $1",
             args![
@@ -132,7 +134,8 @@ pub async fn update(
                 changes.participant_name.is_some(),
                 changes.participant_name.clone().flatten(),
                 changes.is_active,
-                now
+                now,
+                changes.assistant_enabled
             ],
         )
         .await?;
@@ -200,7 +203,7 @@ pub async fn upsert(
         Some(name) if existing.participant_name.as_deref() != Some(name.as_str()) => {
             let changes = Changes {
                 participant_name: Some(Some(name.clone())),
-                is_active: None,
+                ..Changes::default()
             };
             let conversation = update(ex, existing.id, &changes, now)
                 .await?
@@ -217,4 +220,24 @@ pub async fn upsert(
             renamed: false,
         }),
     }
+}
+
+/// Turns the assistant on or off; `Some` with the conversation only when that changed it.
+pub async fn set_assistant(
+    ex: &mut Exec<'_>,
+    id: i64,
+    enabled: bool,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Conversation>> {
+    let touched = ex
+        .execute(
+            "UPDATE conversations SET assistant_enabled = $2, updated_at = $3 \
+             WHERE id = $1 AND assistant_enabled <> $2",
+            args![id, enabled, now],
+        )
+        .await?;
+    if touched == 0 {
+        return Ok(None);
+    }
+    get(ex, id).await
 }

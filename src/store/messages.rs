@@ -88,10 +88,13 @@ pub struct NewMessage {
     pub external_message_id: Option<String>,
     pub is_read: bool,
     pub error: Option<String>,
+    /// The inbound message this (assistant) reply answers; at most one reply per message.
+    pub reply_to_message_id: Option<i64>,
 }
 
-/// Inserts the message and moves its conversation's activity forward. `None` when the channel
-/// already has a message with this `external_message_id` (a redelivery): nothing is written.
+/// Inserts the message and moves its conversation's activity forward. `None` when a unique
+/// key already holds it: the channel has this `external_message_id` (a redelivery), or the
+/// message it replies to already has its reply. Nothing is written then.
 pub async fn insert(
     ex: &mut Exec<'_>,
     new: &NewMessage,
@@ -101,9 +104,9 @@ pub async fn insert(
         .fetch_optional(
             "INSERT INTO messages (content, message_type, direction, sender_name, \
              sender_identifier, \"timestamp\", message_metadata, conversation_id, channel_id, \
-             external_message_id, is_read, status, error, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             ON CONFLICT (channel_id, external_message_id) DO NOTHING RETURNING id",
+             external_message_id, is_read, status, error, created_at, reply_to_message_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             ON CONFLICT DO NOTHING RETURNING id",
             args![
                 new.content.clone(),
                 new.message_type.clone(),
@@ -118,7 +121,8 @@ pub async fn insert(
                 new.is_read,
                 new.status.as_str(),
                 new.error.clone(),
-                now
+                now,
+                new.reply_to_message_id
             ],
         )
         .await?;
@@ -139,4 +143,50 @@ pub async fn set_read(ex: &mut Exec<'_>, id: i64, is_read: bool) -> sqlx::Result
         return Ok(None);
     }
     get(ex, id).await
+}
+
+/// The message with this provider id on the channel.
+pub async fn by_external_id(
+    ex: &mut Exec<'_>,
+    channel_id: i64,
+    external_id: &str,
+) -> sqlx::Result<Option<Message>> {
+    ex.fetch_optional(
+        concat!(
+            select!(),
+            " WHERE m.channel_id = $1 AND m.external_message_id = $2"
+        ),
+        args![channel_id, external_id],
+    )
+    .await
+}
+
+/// The reply stored for message `id`, if any.
+pub async fn reply_to(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<Message>> {
+    ex.fetch_optional(
+        concat!(select!(), " WHERE m.reply_to_message_id = $1"),
+        args![id],
+    )
+    .await
+}
+
+/// The last `limit` messages of a conversation stored before message `before_id`, oldest first.
+pub async fn history(
+    ex: &mut Exec<'_>,
+    conversation_id: i64,
+    before_id: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<Message>> {
+    let mut newest_first: Vec<Message> = ex
+        .fetch_all(
+            concat!(
+                select!(),
+                " WHERE m.conversation_id = $1 AND m.id < $2 \
+                 ORDER BY m.\"timestamp\" DESC, m.id DESC LIMIT $3"
+            ),
+            args![conversation_id, before_id, limit],
+        )
+        .await?;
+    newest_first.reverse();
+    Ok(newest_first)
 }

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod assistant;
 mod auth;
 mod bad_input;
 mod conversations;
