@@ -8,15 +8,42 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// One entry of a FastAPI-style validation error.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct FieldError {
+    /// Where: `["body", "to"]`, `["query", "limit"]`, `["path", "id"]`; array indices are integers.
+    #[schema(value_type = Vec<LocPart>, example = json!(["query", "limit"]))]
     pub loc: Vec<Value>,
+    #[schema(example = "Input should be less than or equal to 500")]
     pub msg: String,
     #[serde(rename = "type")]
+    #[schema(example = "less_than_equal")]
     pub kind: String,
+}
+
+/// A part of a validation error's location: a field name or an array index.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum LocPart {
+    Name(String),
+    Index(u64),
+}
+
+/// Every error but validation: `{"detail": "…", "code": "…"}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"detail": "conversation not found", "code": "not_found"}))]
+pub struct ErrorBody {
+    pub detail: String,
+    pub code: String,
+}
+
+/// A validation error (422), as FastAPI clients expect it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ValidationErrorBody {
+    pub detail: Vec<FieldError>,
 }
 
 impl FieldError {
@@ -115,19 +142,33 @@ impl From<sqlx::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = match self {
-            ApiError::Validation(errors) => json!({ "detail": errors }),
-            ApiError::Client { code, detail, .. } => json!({ "detail": detail, "code": code }),
-            ApiError::Unavailable => json!({
-                "detail": "database unavailable, try again shortly",
-                "code": "database_unavailable",
-            }),
+        let plain = |detail: &str, code: &str| ErrorBody {
+            detail: detail.into(),
+            code: code.into(),
+        };
+        match self {
+            ApiError::Validation(detail) => {
+                (status, Json(ValidationErrorBody { detail })).into_response()
+            }
+            ApiError::Client { code, detail, .. } => {
+                (status, Json(plain(&detail, code))).into_response()
+            }
+            ApiError::Unavailable => {
+                let body = plain(
+                    "database unavailable, try again shortly",
+                    "database_unavailable",
+                );
+                (status, Json(body)).into_response()
+            }
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal server error");
-                json!({ "detail": "internal server error", "code": "internal_error" })
+                (
+                    status,
+                    Json(plain("internal server error", "internal_error")),
+                )
+                    .into_response()
             }
-        };
-        (status, Json(body)).into_response()
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! The `switchboard` binary: `serve` (the default) or `migrate`.
+//! The `switchboard` binary: `serve` (the default), `migrate`, or `openapi`.
 
 use std::process::ExitCode;
 
@@ -20,10 +20,17 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Print the OpenAPI document (the same as GET /openapi.json and swagger-core.json).
+    Openapi,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        // Needs no configuration: the document is fixed at build time.
+        print!("{}", switchboard::http::openapi::json());
+        return ExitCode::SUCCESS;
+    }
     // A missing .env is normal; a malformed one is reported.
     if let Err(e) = dotenvy::dotenv() {
         if !e.not_found() {
@@ -52,6 +59,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
+            Command::Openapi => Ok(()),
             Command::Migrate => app::open_database(&config)
                 .await
                 .map(|_| ())

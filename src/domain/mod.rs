@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// A messaging channel (WhatsApp, Instagram, Gmail). Seeded by the migrations.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(example = json!({"id": 1, "name": "whatsapp", "display_name": "WhatsApp", "is_active": true, "created_at": "2025-01-01T00:00:00Z"}))]
 pub struct Channel {
     pub id: i64,
     pub name: String,
@@ -20,7 +21,7 @@ pub struct Channel {
 }
 
 /// One customer thread on one channel, unique per `(channel_id, external_id)`.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Conversation {
     pub id: i64,
     pub participant_name: Option<String>,
@@ -38,29 +39,36 @@ pub struct Conversation {
 }
 
 /// A stored message, inbound or outbound.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Message {
     pub id: i64,
     pub content: String,
     pub message_type: String,
+    /// `inbound` or `outbound`.
+    #[schema(example = "inbound")]
     pub direction: String,
     pub sender_name: Option<String>,
     pub sender_identifier: Option<String>,
     pub timestamp: DateTime<Utc>,
+    /// A string holding JSON (for provider messages, the raw item as received).
     pub message_metadata: Option<String>,
     pub conversation_id: i64,
     pub external_message_id: Option<String>,
     pub is_read: bool,
     pub created_at: DateTime<Utc>,
+    /// `received` (inbound); `pending`, `sent`, `delivered`, `read` or `failed` (outbound).
+    #[schema(example = "received")]
     pub status: String,
+    /// The provider's reason when a send failed.
     pub error: Option<String>,
     /// The channel's name: part of the `new_message` event, not of the REST body.
     #[serde(skip)]
+    #[schema(ignore)]
     pub channel: String,
 }
 
 /// Which way a message travelled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Inbound,

@@ -8,10 +8,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer};
 
+use super::docs::{BodyErrors, ConversationFilters, ItemErrors, ListErrors, MessageFilters};
 use super::extract::{JsonBody, Params, PathId};
 use super::{listing, messages, AppState};
-use crate::domain::{now, Conversation, PhoneNumber};
-use crate::error::{ApiError, ApiResult};
+use crate::domain::{now, Conversation, Message, PhoneNumber};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::realtime::Event;
 use crate::store::{self, conversations};
 
@@ -23,7 +24,9 @@ pub fn router() -> Router<AppState> {
         .route("/conversations/{id}/messages", get(list_messages))
 }
 
-async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ConversationFilters), responses((status = 200, description = "A page of conversations", body = Vec<Conversation>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ListErrors), security((), ("api_key" = []), ("bearer" = [])))]
+/// Conversations, newest activity first.
+pub(super) async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let (limit, offset) = params.page()?;
     let query = conversations::ListQuery {
         channel_id: params.int("channel_id")?,
@@ -35,15 +38,18 @@ async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Respon
     Ok(listing(items, total))
 }
 
-#[derive(Deserialize)]
-struct ConversationCreate {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"channel_id": 1, "participant_identifier": "+34 600 123 456", "participant_name": "Ana"}))]
+pub(super) struct ConversationCreate {
     channel_id: i64,
     participant_identifier: String,
     participant_name: Option<String>,
     external_id: Option<String>,
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = ConversationCreate, responses((status = 201, description = "Created", body = Conversation), (status = 409, description = "It exists", body = ErrorBody), BodyErrors), security((), ("api_key" = []), ("bearer" = [])))]
+/// Creates a conversation (409 if its channel and external_id exist; 422 for an unknown channel).
+pub(super) async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<ConversationCreate>,
 ) -> ApiResult<Response> {
@@ -87,16 +93,23 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
-async fn read(State(state): State<AppState>, PathId(id): PathId) -> ApiResult<Json<Conversation>> {
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = i64, Path, description = "Conversation id")), responses((status = 200, description = "The conversation", body = Conversation), ItemErrors), security((), ("api_key" = []), ("bearer" = [])))]
+/// One conversation.
+pub(super) async fn read(
+    State(state): State<AppState>,
+    PathId(id): PathId,
+) -> ApiResult<Json<Conversation>> {
     conversations::get(&mut state.db().exec(), id)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("conversation"))
 }
 
-#[derive(Deserialize)]
-struct ConversationUpdate {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct ConversationUpdate {
+    /// A new name, or null to clear it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     participant_name: Option<Option<String>>,
     is_active: Option<bool>,
     assistant_enabled: Option<bool>,
@@ -107,7 +120,9 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
     Option::<String>::deserialize(d).map(Some)
 }
 
-async fn update(
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = i64, Path, description = "Conversation id")), request_body = ConversationUpdate, responses((status = 200, description = "The updated conversation", body = Conversation), BodyErrors), security((), ("api_key" = []), ("bearer" = [])))]
+/// Updates participant_name, is_active or assistant_enabled; fields left out are kept.
+pub(super) async fn update(
     State(state): State<AppState>,
     PathId(id): PathId,
     JsonBody(body): JsonBody<ConversationUpdate>,
@@ -124,7 +139,9 @@ async fn update(
     Ok(Json(updated))
 }
 
-async fn mark_read(
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/read", tag = "conversations", params(("id" = i64, Path, description = "Conversation id")), responses((status = 200, description = "The conversation, unread_count 0", body = Conversation), ItemErrors), security((), ("api_key" = []), ("bearer" = [])))]
+/// Marks all its messages read.
+pub(super) async fn mark_read(
     State(state): State<AppState>,
     PathId(id): PathId,
 ) -> ApiResult<Json<Conversation>> {
@@ -144,7 +161,9 @@ async fn mark_read(
     Ok(Json(conversation))
 }
 
-async fn list_messages(
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = i64, Path, description = "Conversation id"), MessageFilters), responses((status = 200, description = "A page of messages", body = Vec<Message>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ItemErrors), security((), ("api_key" = []), ("bearer" = [])))]
+/// The conversation's messages (same filters as GET /messages).
+pub(super) async fn list_messages(
     State(state): State<AppState>,
     PathId(id): PathId,
     params: Params,

@@ -5,9 +5,9 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
+use super::docs::BodyErrors;
 use super::extract::JsonBody;
 use super::AppState;
 use crate::assistant::GatewayInbound;
@@ -20,7 +20,7 @@ pub fn router() -> Router<AppState> {
 
 /// The project of a valid `X-API-Key` (`None` in dev mode, when no keys are configured).
 /// Checked before the body is read.
-struct GatewayProject(Option<String>);
+pub(super) struct GatewayProject(Option<String>);
 
 impl FromRequestParts<AppState> for GatewayProject {
     type Rejection = ApiError;
@@ -38,19 +38,43 @@ impl FromRequestParts<AppState> for GatewayProject {
     }
 }
 
-#[derive(Deserialize)]
-struct InboundBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"message_id": "3EB0C767D0D1", "from_number": "34600123456", "text": "Hola, quiero hacer una reserva"}))]
+pub(super) struct InboundBody {
+    /// The gateway's id of the message; the same id again is answered from storage.
     message_id: String,
+    /// The customer's number (a Baileys JID such as `34600123456@s.whatsapp.net` works too).
     from_number: String,
     text: String,
+    /// RFC 3339; default now.
+    #[schema(value_type = Option<String>, format = DateTime)]
     timestamp_iso: Option<String>,
 }
 
-async fn inbound(
+/// The reply for the gateway to deliver.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct GatewayResponse {
+    /// `whatsapp:<from_number>`.
+    #[schema(example = "whatsapp:34600123456")]
+    conversation_id: String,
+    message_id: String,
+    /// What to send back; empty while an agent has taken over.
+    response_text: String,
+    /// False while an agent has taken over the conversation.
+    assistant: bool,
+}
+
+#[utoipa::path(post, path = "/v1/channels/whatsapp/gateway/inbound", tag = "gateway",
+    request_body = InboundBody,
+    responses((status = 200, description = "The assistant's reply (or the fallback)", body = GatewayResponse), BodyErrors),
+    security((), ("gateway_key" = [])))]
+/// A message relayed by the WhatsApp Web gateway: stored, answered by the assistant, and the
+/// answer returned for delivery. Never 5xx because of the LLM.
+pub(super) async fn inbound(
     State(state): State<AppState>,
     GatewayProject(project): GatewayProject,
     JsonBody(body): JsonBody<InboundBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<GatewayResponse>> {
     for (field, value) in [
         ("message_id", &body.message_id),
         ("from_number", &body.from_number),
@@ -85,10 +109,10 @@ async fn inbound(
             project,
         })
         .await?;
-    Ok(Json(json!({
-        "conversation_id": format!("whatsapp:{from_number}"),
-        "message_id": message_id,
-        "response_text": reply.response_text,
-        "assistant": reply.assistant,
-    })))
+    Ok(Json(GatewayResponse {
+        conversation_id: format!("whatsapp:{from_number}"),
+        message_id,
+        response_text: reply.response_text,
+        assistant: reply.assistant,
+    }))
 }

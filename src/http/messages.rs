@@ -8,10 +8,11 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::docs::{BodyErrors, ItemErrors, ListErrors, MessageFilters};
 use super::extract::{JsonBody, Params, PathId};
 use super::{listing, AppState};
 use crate::domain::{now, parse_timestamp, Direction, Message, Order, Status};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::realtime::Event;
 use crate::store::{self, messages};
 
@@ -69,13 +70,20 @@ pub(super) async fn list_query(
     })
 }
 
-async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/api/v1/messages", tag = "messages", params(MessageFilters), responses((status = 200, description = "A page of messages", body = Vec<Message>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ListErrors), security((), ("api_key" = []), ("bearer" = [])))]
+/// Messages by timestamp (ties by id), with filters.
+pub(super) async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let query = list_query(&state, &params).await?;
     let (items, total) = messages::list(&mut state.db().exec(), &query).await?;
     Ok(listing(items, total))
 }
 
-async fn read(State(state): State<AppState>, PathId(id): PathId) -> ApiResult<Json<Message>> {
+#[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", params(("id" = i64, Path, description = "Message id")), responses((status = 200, description = "The message", body = Message), ItemErrors), security((), ("api_key" = []), ("bearer" = [])))]
+/// One message.
+pub(super) async fn read(
+    State(state): State<AppState>,
+    PathId(id): PathId,
+) -> ApiResult<Json<Message>> {
     messages::get(&mut state.db().exec(), id)
         .await?
         .map(Json)
@@ -87,16 +95,22 @@ fn default_type() -> String {
 }
 
 /// `MessageCreate`: the seed's fields.
-#[derive(Deserialize)]
-struct MessageCreate {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"conversation_id": 1, "content": "Hola", "direction": "inbound"}))]
+pub(super) struct MessageCreate {
     content: String,
+    /// Default `text`.
     #[serde(default = "default_type")]
+    #[schema(default = "text")]
     message_type: String,
     direction: Direction,
     sender_name: Option<String>,
     sender_identifier: Option<String>,
+    /// RFC 3339; without an offset it is UTC; default now.
+    #[schema(value_type = Option<String>, format = DateTime)]
     timestamp: Option<String>,
     /// A string holding JSON; an object or array is accepted and stored as its JSON text.
+    #[schema(value_type = Option<String>)]
     message_metadata: Option<Value>,
     conversation_id: i64,
     external_message_id: Option<String>,
@@ -104,7 +118,9 @@ struct MessageCreate {
     is_read: bool,
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/v1/messages", tag = "messages", request_body = MessageCreate, responses((status = 201, description = "Stored", body = Message), (status = 409, description = "Already stored", body = ErrorBody), BodyErrors), security((), ("api_key" = []), ("bearer" = [])))]
+/// Records a message without sending it (409 for an external_message_id the channel already has).
+pub(super) async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<MessageCreate>,
 ) -> ApiResult<Response> {
@@ -179,12 +195,14 @@ async fn create(
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 
-#[derive(Deserialize)]
-struct MessageUpdate {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct MessageUpdate {
     is_read: Option<bool>,
 }
 
-async fn update(
+#[utoipa::path(patch, path = "/api/v1/messages/{id}", tag = "messages", params(("id" = i64, Path, description = "Message id")), request_body = MessageUpdate, responses((status = 200, description = "The message", body = Message), BodyErrors), security((), ("api_key" = []), ("bearer" = [])))]
+/// Marks a message read or unread.
+pub(super) async fn update(
     State(state): State<AppState>,
     PathId(id): PathId,
     JsonBody(body): JsonBody<MessageUpdate>,

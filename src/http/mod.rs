@@ -4,10 +4,12 @@
 mod auth;
 mod channels;
 mod conversations;
+mod docs;
 pub mod extract;
 mod gateway;
 mod messages;
 mod middleware;
+pub mod openapi;
 mod send;
 mod system;
 mod webhook;
@@ -101,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(webhook::router())
         .merge(gateway::router())
+        .merge(openapi::router())
         .fallback(system::not_found);
     middleware::wrap(app, state.config()).with_state(state)
 }

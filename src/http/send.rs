@@ -5,12 +5,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
+use super::docs::BodyErrors;
 use super::extract::JsonBody;
 use super::AppState;
-use crate::domain::{now, PhoneNumber};
+use crate::domain::{now, Message, PhoneNumber};
 use crate::error::{ApiError, ApiResult};
 use crate::outbox::{Outgoing, Submitted};
 use crate::realtime::Change;
@@ -23,15 +23,58 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/send", post(send))
 }
 
-#[derive(Deserialize)]
-struct SendRequest {
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"channel": "whatsapp", "to": "+34 600 123 456", "message": "¡Hola! ¿En qué te ayudo?"}))]
+pub(super) struct SendRequest {
+    /// A channel name; only `whatsapp` can send today.
     channel: String,
+    /// A phone number: digits, optional `+`, spaces, dashes, dots, parentheses.
     to: String,
+    /// The text, 1 to 4096 characters.
     message: String,
+    /// Send in this conversation instead of the number's own.
     conversation_id: Option<i64>,
 }
 
-async fn send(
+/// `POST /send` answered 200 (sent) or 202 (pending, retried in the background).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct SendResult {
+    success: bool,
+    /// The provider's id (wamid); null while pending.
+    message_id: Option<String>,
+    conversation_id: i64,
+    /// `pending` on a 202.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    /// Why the first attempt did not go through (202).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+    message: Message,
+}
+
+/// `POST /send` answered 502: the provider refused the message for good.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct SendFailure {
+    /// The provider's reason.
+    detail: String,
+    /// `provider_error`.
+    code: String,
+    conversation_id: i64,
+    message: Message,
+}
+
+#[utoipa::path(post, path = "/api/v1/send", tag = "send",
+    request_body = SendRequest,
+    responses(
+        (status = 200, description = "Accepted by the provider", body = SendResult),
+        (status = 202, description = "Stored; the provider is unreachable or throttling, retried in the background", body = SendResult),
+        (status = 502, description = "Refused by the provider (bad token, invalid recipient, window closed)", body = SendFailure),
+        BodyErrors,
+    ),
+    security((), ("api_key" = []), ("bearer" = [])))]
+/// Sends an agent's reply through the channel's provider, stored `pending` first. A channel
+/// without credentials or sending support is 503 `channel_not_configured`, nothing stored.
+pub(super) async fn send(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<SendRequest>,
 ) -> ApiResult<Response> {
@@ -128,28 +171,35 @@ async fn send(
     let submitted =
         submitted.ok_or_else(|| ApiError::Internal("the reply was not stored".into()))?;
     Ok(match submitted {
-        Submitted::Sent(message) => Json(json!({
-            "success": true,
-            "message_id": message.external_message_id,
-            "conversation_id": conversation_id,
-            "message": message,
-        }))
+        Submitted::Sent(message) => Json(SendResult {
+            success: true,
+            message_id: message.external_message_id.clone(),
+            conversation_id,
+            status: None,
+            detail: None,
+            message,
+        })
         .into_response(),
         Submitted::Pending { message, reason } => (
             StatusCode::ACCEPTED,
-            Json(json!({
-                "success": true,
-                "status": "pending",
-                "message_id": null,
-                "conversation_id": conversation_id,
-                "detail": reason,
-                "message": message,
-            })),
+            Json(SendResult {
+                success: true,
+                message_id: None,
+                conversation_id,
+                status: Some("pending".into()),
+                detail: Some(reason),
+                message,
+            }),
         )
             .into_response(),
         Submitted::Failed { message, reason } => (
             StatusCode::BAD_GATEWAY,
-            Json(json!({"detail": reason, "code": "provider_error", "conversation_id": conversation_id, "message": message})),
+            Json(SendFailure {
+                detail: reason,
+                code: "provider_error".into(),
+                conversation_id,
+                message,
+            }),
         )
             .into_response(),
     })

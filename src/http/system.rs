@@ -8,16 +8,49 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 
 use super::extract::Params;
 use super::{auth, AppState};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::realtime::socket;
 
 /// Largest frame a client may send: clients only send small control frames.
 const MAX_CLIENT_FRAME: usize = 64 * 1024;
 
+/// `GET /` without an upgrade.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ServiceInfo {
+    #[schema(example = "switchboard")]
+    name: &'static str,
+    version: &'static str,
+    #[schema(example = "/docs")]
+    docs: &'static str,
+}
+
+/// `GET /health`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`, or `unavailable`.
+    status: &'static str,
+    /// `ok`, or `unreachable`.
+    database: &'static str,
+    /// Present when unhealthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+}
+
+#[utoipa::path(get, path = "/", tag = "realtime",
+    params(("api_key" = Option<String>, Query, description = "The API key, for the WebSocket when API_KEYS is set (browsers cannot set headers)")),
+    responses(
+        (status = 200, description = "Service information (no upgrade requested)", body = ServiceInfo),
+        (status = 101, description = "Upgraded to the WebSocket hub: every event is one text frame `{\"type\", \"data\"}` (see the WsEvent schema)"),
+        (status = 400, description = "A malformed upgrade request", body = ErrorBody),
+        (status = 401, description = "Upgrade without a valid key while API_KEYS is set", body = ErrorBody),
+    ))]
+/// Service information, or the WebSocket hub when the request asks for an upgrade (also on `/ws`).
 pub async fn root(State(state): State<AppState>, request: Request) -> Response {
     let wants_upgrade = request
         .headers()
@@ -25,11 +58,11 @@ pub async fn root(State(state): State<AppState>, request: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !wants_upgrade {
-        return Json(json!({
-            "name": "switchboard",
-            "version": crate::VERSION,
-            "docs": "/docs",
-        }))
+        return Json(ServiceInfo {
+            name: "switchboard",
+            version: crate::VERSION,
+            docs: "/docs",
+        })
         .into_response();
     }
     let (mut parts, _body) = request.into_parts();
@@ -62,20 +95,32 @@ pub async fn root(State(state): State<AppState>, request: Request) -> Response {
         .on_upgrade(move |ws| tracker.track_future(socket::run(ws, hub, shutdown, ping_every)))
 }
 
+#[utoipa::path(get, path = "/health", tag = "system",
+    responses(
+        (status = 200, description = "The database answers", body = Health, example = json!({"status": "ok", "database": "ok"})),
+        (status = 503, description = "The database is unreachable", body = Health),
+    ))]
+/// Checks the database.
 pub async fn health(State(state): State<AppState>) -> Response {
     let reachable = matches!(
         tokio::time::timeout(Duration::from_secs(2), state.db().ping()).await,
         Ok(Ok(()))
     );
     if reachable {
-        Json(json!({ "status": "ok", "database": "ok" })).into_response()
+        Json(Health {
+            status: "ok",
+            database: "ok",
+            detail: None,
+            code: None,
+        })
+        .into_response()
     } else {
-        let body = json!({
-            "status": "unavailable",
-            "database": "unreachable",
-            "detail": "database unreachable",
-            "code": "database_unavailable",
-        });
+        let body = Health {
+            status: "unavailable",
+            database: "unreachable",
+            detail: Some("database unreachable"),
+            code: Some("database_unavailable"),
+        };
         (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
     }
 }

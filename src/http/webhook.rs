@@ -8,12 +8,12 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
 
 use super::extract::{read_body, Params};
 use super::AppState;
 use crate::channels::whatsapp::{signature, webhook};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 
 /// Meta sends up to 3 MB in one delivery.
 const MAX_WEBHOOK_BYTES: usize = 4 * 1024 * 1024;
@@ -22,7 +22,34 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/webhook/whatsapp", get(verify).post(receive))
 }
 
-async fn verify(State(state): State<AppState>, params: Params) -> Response {
+/// Query of Meta's verification handshake (the names hold literal dots).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(super) struct Handshake {
+    #[param(rename = "hub.mode", example = "subscribe")]
+    mode: Option<String>,
+    #[param(rename = "hub.verify_token")]
+    verify_token: Option<String>,
+    #[param(rename = "hub.challenge", example = "1158201444")]
+    challenge: Option<String>,
+}
+
+/// The acknowledgement of a delivery.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct Ack {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+#[utoipa::path(get, path = "/webhook/whatsapp", tag = "webhook",
+    params(Handshake),
+    responses(
+        (status = 200, description = "The challenge, echoed", body = String, content_type = "text/plain"),
+        (status = 403, description = "Wrong token or mode", body = ErrorBody),
+    ))]
+/// Meta's verification handshake.
+pub(super) async fn verify(State(state): State<AppState>, params: Params) -> Response {
     let mode = params.str("hub.mode").ok().flatten();
     let token = params.str("hub.verify_token").ok().flatten();
     let challenge = params.str("hub.challenge").ok().flatten();
@@ -46,7 +73,21 @@ async fn verify(State(state): State<AppState>, params: Params) -> Response {
     }
 }
 
-async fn receive(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
+#[utoipa::path(post, path = "/webhook/whatsapp", tag = "webhook",
+    request_body(content = Object, description = "A WhatsApp Cloud API webhook delivery, signed with `X-Hub-Signature-256`"),
+    params(("X-Hub-Signature-256" = Option<String>, Header, description = "sha256=HMAC of the raw body; required when WHATSAPP_APP_SECRET is set")),
+    responses(
+        (status = 200, description = "Stored (or nothing to store)", body = Ack),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong signature", body = ErrorBody),
+        (status = 413, description = "Larger than 4 MiB", body = ErrorBody),
+        (status = 503, description = "Database unavailable: Meta redelivers later", body = ErrorBody),
+    ))]
+/// A delivery from Meta: messages and statuses, committed before the 200.
+pub(super) async fn receive(
+    State(state): State<AppState>,
+    request: Request,
+) -> ApiResult<Response> {
     let provided = request
         .headers()
         .get("x-hub-signature-256")
@@ -111,5 +152,5 @@ async fn receive(State(state): State<AppState>, request: Request) -> ApiResult<R
 }
 
 fn ok() -> Response {
-    Json(json!({"status": "ok"})).into_response()
+    Json(Ack { status: "ok" }).into_response()
 }

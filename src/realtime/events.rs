@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::domain::{Conversation, Message};
 
 /// A `new_message` payload: the Message as REST returns it, plus its channel's name.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageWithChannel<'a> {
     #[serde(flatten)]
     pub message: &'a Message,
@@ -14,7 +14,7 @@ pub struct MessageWithChannel<'a> {
 }
 
 /// A `message_status` payload.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatusChange<'a> {
     pub id: i64,
     pub conversation_id: i64,
@@ -23,8 +23,10 @@ pub struct StatusChange<'a> {
     pub error: Option<&'a str>,
 }
 
-#[derive(Debug, Serialize)]
+/// One WebSocket text frame: `{"type": T, "data": {…}}`. Clients send `{"type": "ping"}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
+#[schema(as = WsEvent)]
 pub enum Event<'a> {
     Connected {
         server_time: DateTime<Utc>,

@@ -8,6 +8,8 @@ mod auth;
 mod bad_input;
 mod conversations;
 mod messages;
+mod openapi;
+mod properties;
 mod system;
 mod websocket;
 mod whatsapp;
