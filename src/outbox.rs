@@ -140,8 +140,21 @@ impl Outbox {
         let mut ex = self.db.exec();
         let (message, result) = match outcome {
             SendOutcome::Accepted(wamid) => {
-                let m = outbox::record_sent(&mut ex, due.id, attempts, &wamid).await?;
-                (m.clone(), m.map(Submitted::Sent))
+                match outbox::record_sent(&mut ex, due.id, attempts, &wamid).await {
+                    Ok(m) => (m.clone(), m.map(Submitted::Sent)),
+                    // The provider's ids are unique per channel; one already stored means its answer
+                    // cannot be trusted, and retrying could send the text twice.
+                    Err(e) if store::is_unique_violation(&e) => {
+                        let reason = format!("the provider answered with an id another message already has ({wamid})");
+                        tracing::error!(message_id = due.id, %reason, "send outcome cannot be recorded");
+                        let m = outbox::record_failed(&mut ex, due.id, attempts, &reason).await?;
+                        (
+                            m.clone(),
+                            m.map(|message| Submitted::Failed { message, reason }),
+                        )
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             SendOutcome::Transient(reason) if attempts < self.settings.max_attempts as i32 => {
                 let next = now() + chrono_duration(self.backoff(attempts));

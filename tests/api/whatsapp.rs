@@ -549,7 +549,7 @@ async fn a_reply_accepted_by_meta_is_sent_with_the_exact_request(backend: Backen
             "text": {"body": "Hola 👋, ¿en qué te ayudo?", "preview_url": false}
         })))
         .respond_with(accepted("wamid.HBgLMzQ2MDAxMjM0NTY"))
-        .expect(1)
+        .expect(2)
         .mount(&graph)
         .await;
     let mut socket = app.websocket("/").await;
@@ -580,6 +580,14 @@ async fn a_reply_accepted_by_meta_is_sent_with_the_exact_request(backend: Backen
         .await
         .expect("json");
     assert_eq!(conversation["external_id"], "34600123456");
+    // A provider answering with an id it already gave is refused, not a 500.
+    let (status, reused) = send(&app, "34600123456", "Hola 👋, ¿en qué te ayudo?").await;
+    assert_eq!(status, 502, "{reused}");
+    assert!(reused["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("wamid.HBgLMzQ2MDAxMjM0NTY"));
+    assert_eq!(reused["message"]["status"], "failed");
     // The same number again reuses the conversation.
     graph.reset().await;
     Mock::given(method("POST"))
