@@ -16,7 +16,8 @@ use crate::channels::whatsapp::cloud_api::CloudApi;
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::outbox::Outbox;
-use crate::realtime::Hub;
+use crate::realtime::relay::Listener;
+use crate::realtime::{Hub, Relay};
 use crate::store::{Db, PoolSettings};
 
 /// How long shutdown waits for sockets to say goodbye and an in-flight send to finish.
@@ -38,6 +39,8 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     address: SocketAddr,
+    /// The PostgreSQL `LISTEN` session of the event relay, connected before serving.
+    events: Option<Listener>,
 }
 
 impl App {
@@ -54,10 +57,12 @@ impl App {
             );
         }
         let hub = Arc::new(Hub::new(config.ws_queue_capacity));
+        let relay = Relay::new(&db, hub);
+        let events_listener = relay.connect().await?;
         let cloud_api = CloudApi::from_config(&config.whatsapp).map_err(StartError::Http)?;
         let outbox = Outbox::new(
             db.clone(),
-            hub.clone(),
+            relay.clone(),
             cloud_api,
             config.outbox.clone(),
             config.whatsapp.timeout,
@@ -67,7 +72,7 @@ impl App {
         }
         let assistant = Assistant::new(
             db.clone(),
-            hub.clone(),
+            relay.clone(),
             outbox.clone(),
             config.assistant.clone(),
         )
@@ -75,7 +80,7 @@ impl App {
         let state = AppState::new(
             config,
             db,
-            hub,
+            relay,
             outbox,
             assistant,
             CancellationToken::new(),
@@ -85,6 +90,7 @@ impl App {
             listener,
             state,
             address,
+            events: events_listener,
         })
     }
 
@@ -105,11 +111,18 @@ impl App {
             listener,
             state,
             address,
+            events,
         } = self;
         let token = state.shutdown().clone();
         let tasks = state.tasks().clone();
         let db = state.db().clone();
         tasks.spawn(state.outbox().clone().run(token.clone()));
+        tasks.spawn(
+            state
+                .relay()
+                .clone()
+                .listen(db.clone(), events, token.clone()),
+        );
         let router = http::router(state);
         tracing::info!(%address, backend = ?db.backend(), "listening");
         let stop = token.clone();

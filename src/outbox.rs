@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::channels::whatsapp::cloud_api::{CloudApi, SendOutcome};
 use crate::config;
 use crate::domain::{now, Direction, Message, Status};
-use crate::realtime::{Change, Hub};
+use crate::realtime::{Change, Relay};
 use crate::store::{self, outbox, Db};
 
 /// Longest wait between two attempts.
@@ -42,7 +42,7 @@ pub struct Outgoing {
 #[derive(Clone)]
 pub struct Outbox {
     db: Db,
-    hub: Arc<Hub>,
+    relay: Relay,
     whatsapp: Option<CloudApi>,
     settings: config::Outbox,
     lease: Duration,
@@ -52,7 +52,7 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(
         db: Db,
-        hub: Arc<Hub>,
+        relay: Relay,
         whatsapp: Option<CloudApi>,
         settings: config::Outbox,
         send_timeout: Duration,
@@ -61,7 +61,7 @@ impl Outbox {
         let lease = send_timeout * 2 + Duration::from_secs(30);
         Outbox {
             db,
-            hub,
+            relay,
             whatsapp,
             settings,
             lease,
@@ -116,7 +116,7 @@ impl Outbox {
         .await?;
         tx.commit().await?;
         changes.push(Change::NewMessage(message.clone()));
-        self.hub.publish_all(&changes);
+        self.relay.publish_all(&changes).await;
         let due = outbox::Due {
             id: message.id,
             content: outgoing.content,
@@ -182,8 +182,9 @@ impl Outbox {
             }
         };
         if let Some(message) = &message {
-            self.hub
-                .publish_all(&[Change::MessageStatus(message.clone())]);
+            self.relay
+                .publish_all(&[Change::MessageStatus(message.clone())])
+                .await;
         }
         result.ok_or(sqlx::Error::RowNotFound)
     }

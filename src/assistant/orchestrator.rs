@@ -7,7 +7,6 @@
 //! first request's reply instead of asking again); a conversation whose assistant is off gets
 //! no reply at all; any LLM failure becomes the fallback reply, never an error.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -18,7 +17,7 @@ use crate::config;
 use crate::domain::{now, Conversation, Direction, Message, PhoneNumber, Status};
 use crate::inbox::{self, Inbound};
 use crate::outbox::{Outbox, Outgoing};
-use crate::realtime::{Change, Hub};
+use crate::realtime::{Change, Relay};
 use crate::store::{self, conversations, messages, Db};
 
 /// How often a duplicate request looks for the first request's reply.
@@ -46,7 +45,7 @@ pub struct GatewayReply {
 #[derive(Clone)]
 pub struct Assistant {
     db: Db,
-    hub: Arc<Hub>,
+    relay: Relay,
     outbox: Outbox,
     llm: Option<LlmClient>,
     settings: config::Assistant,
@@ -56,7 +55,7 @@ pub struct Assistant {
 impl Assistant {
     pub fn new(
         db: Db,
-        hub: Arc<Hub>,
+        relay: Relay,
         outbox: Outbox,
         settings: config::Assistant,
     ) -> Result<Assistant, reqwest::Error> {
@@ -64,7 +63,7 @@ impl Assistant {
         let llm_timeout = settings.llm.as_ref().map(|l| l.timeout).unwrap_or_default();
         Ok(Assistant {
             db,
-            hub,
+            relay,
             outbox,
             llm,
             settings,
@@ -109,7 +108,7 @@ impl Assistant {
         let mut tx = self.db.begin().await?;
         let recorded = inbox::record(&mut tx.exec(), &record, &mut changes).await?;
         tx.commit().await?;
-        self.hub.publish_all(&changes);
+        self.relay.publish_all(&changes).await;
 
         let (message, first_delivery) = match recorded.message {
             Some(message) => (message, true),
@@ -165,7 +164,9 @@ impl Assistant {
         tx.commit().await?;
         let stored = match stored {
             Some(stored) => {
-                self.hub.publish_all(&[Change::NewMessage(stored.clone())]);
+                self.relay
+                    .publish_all(&[Change::NewMessage(stored.clone())])
+                    .await;
                 stored
             }
             // Another request stored its reply first: everyone answers with that one.

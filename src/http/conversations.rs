@@ -13,7 +13,7 @@ use super::extract::{JsonBody, Params, PathId};
 use super::{listing, messages, AppState};
 use crate::domain::{now, Conversation, Message, PhoneNumber};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::realtime::Event;
+use crate::realtime::Change;
 use crate::store::{self, conversations};
 
 pub fn router() -> Router<AppState> {
@@ -89,7 +89,10 @@ pub(super) async fn create(
         .ok_or_else(|| {
             ApiError::conflict("a conversation with this channel and external_id exists")
         })?;
-    state.hub().publish(&Event::NewConversation(&created));
+    state
+        .relay()
+        .publish_all(&[Change::NewConversation(created.clone())])
+        .await;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -135,7 +138,10 @@ pub(super) async fn update(
     let updated = conversations::update(&mut state.db().exec(), id, &changes, now())
         .await?
         .ok_or_else(|| ApiError::not_found("conversation"))?;
-    state.hub().publish(&Event::ConversationUpdated(&updated));
+    state
+        .relay()
+        .publish_all(&[Change::ConversationUpdated(updated.clone())])
+        .await;
     Ok(Json(updated))
 }
 
@@ -156,8 +162,9 @@ pub(super) async fn mark_read(
         .ok_or_else(|| ApiError::not_found("conversation"))?;
     tx.commit().await?;
     state
-        .hub()
-        .publish(&Event::ConversationUpdated(&conversation));
+        .relay()
+        .publish_all(&[Change::ConversationUpdated(conversation.clone())])
+        .await;
     Ok(Json(conversation))
 }
 

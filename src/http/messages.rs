@@ -13,7 +13,7 @@ use super::extract::{JsonBody, Params, PathId};
 use super::{listing, AppState};
 use crate::domain::{now, parse_timestamp, Direction, Message, Order, Status};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::realtime::Event;
+use crate::realtime::Change;
 use crate::store::{self, messages};
 
 pub fn router() -> Router<AppState> {
@@ -191,7 +191,10 @@ pub(super) async fn create(
             ApiError::conflict("this channel already has a message with this external_message_id")
         })?;
     tx.commit().await?;
-    state.hub().publish(&Event::new_message(&stored));
+    state
+        .relay()
+        .publish_all(&[Change::NewMessage(stored.clone())])
+        .await;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 
@@ -218,8 +221,9 @@ pub(super) async fn update(
             store::conversations::get(&mut ex, message.conversation_id).await?
         {
             state
-                .hub()
-                .publish(&Event::ConversationUpdated(&conversation));
+                .relay()
+                .publish_all(&[Change::ConversationUpdated(conversation)])
+                .await;
         }
     }
     Ok(Json(message))

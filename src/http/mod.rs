@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 use crate::assistant::Assistant;
 use crate::config::Config;
 use crate::outbox::Outbox;
-use crate::realtime::Hub;
+use crate::realtime::{Hub, Relay};
 use crate::store::Db;
 
 /// What every handler shares. Cheap to clone.
@@ -34,7 +34,7 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     config: Config,
     db: Db,
-    hub: Arc<Hub>,
+    relay: Relay,
     outbox: Outbox,
     assistant: Assistant,
     shutdown: CancellationToken,
@@ -45,7 +45,7 @@ impl AppState {
     pub fn new(
         config: Config,
         db: Db,
-        hub: Arc<Hub>,
+        relay: Relay,
         outbox: Outbox,
         assistant: Assistant,
         shutdown: CancellationToken,
@@ -54,7 +54,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             config,
             db,
-            hub,
+            relay,
             outbox,
             assistant,
             shutdown,
@@ -67,8 +67,13 @@ impl AppState {
     pub fn db(&self) -> &Db {
         &self.0.db
     }
+    /// The local hub, which this instance's sockets subscribe to.
     pub fn hub(&self) -> &Arc<Hub> {
-        &self.0.hub
+        self.0.relay.hub()
+    }
+    /// Where committed changes are published (to every instance's hub).
+    pub fn relay(&self) -> &Relay {
+        &self.0.relay
     }
     pub fn shutdown(&self) -> &CancellationToken {
         &self.0.shutdown

@@ -35,6 +35,10 @@ pub struct Health {
     status: &'static str,
     /// `ok`, or `unreachable`.
     database: &'static str,
+    /// Delivery of events across instances: `local` (SQLite, one instance), `listening`, or
+    /// `reconnecting` (PostgreSQL's `LISTEN` connection is being re-established; sockets will
+    /// be told to resync).
+    events: &'static str,
     /// Present when unhealthy.
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'static str>,
@@ -97,7 +101,7 @@ pub async fn root(State(state): State<AppState>, request: Request) -> Response {
 
 #[utoipa::path(get, path = "/health", tag = "system",
     responses(
-        (status = 200, description = "The database answers", body = Health, example = json!({"status": "ok", "database": "ok"})),
+        (status = 200, description = "The database answers", body = Health, example = json!({"status": "ok", "database": "ok", "events": "listening"})),
         (status = 503, description = "The database is unreachable", body = Health),
     ))]
 /// Checks the database.
@@ -106,10 +110,12 @@ pub async fn health(State(state): State<AppState>) -> Response {
         tokio::time::timeout(Duration::from_secs(2), state.db().ping()).await,
         Ok(Ok(()))
     );
+    let events = state.relay().state().as_str();
     if reachable {
         Json(Health {
             status: "ok",
             database: "ok",
+            events,
             detail: None,
             code: None,
         })
@@ -118,6 +124,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
         let body = Health {
             status: "unavailable",
             database: "unreachable",
+            events,
             detail: Some("database unreachable"),
             code: Some("database_unavailable"),
         };

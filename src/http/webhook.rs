@@ -126,7 +126,7 @@ pub(super) async fn receive(
     let mut tx = state.db().begin().await?;
     let recorded = crate::inbox::record_whatsapp(&mut tx.exec(), &delivery, &mut changes).await?;
     tx.commit().await?;
-    state.hub().publish_all(&changes);
+    state.relay().publish_all(&changes).await;
     let fresh = recorded.iter().filter(|r| r.message.is_some()).count();
     if state.assistant().autoreply_enabled() {
         // After the commit and outside the request: Meta's 200 never waits on the LLM.

@@ -35,6 +35,12 @@ impl Hub {
         let _ = self.sender.send(Utf8Bytes::from(event.to_json()));
     }
 
+    /// Sends an already serialised event (from another instance) to every socket.
+    pub fn publish_text(&self, text: Utf8Bytes) {
+        self.published.fetch_add(1, Ordering::Relaxed);
+        let _ = self.sender.send(text);
+    }
+
     /// Publishes committed changes, in order.
     pub fn publish_all(&self, changes: &[super::Change]) {
         for change in changes {

@@ -2,7 +2,9 @@
 
 pub mod events;
 pub mod hub;
+pub mod relay;
 pub mod socket;
 
 pub use events::{Change, Event};
 pub use hub::Hub;
+pub use relay::{Relay, RelayState};

@@ -53,7 +53,14 @@ async fn root_describes_the_service_and_health_checks_the_database(backend: Back
     let health = app.get("/health").await;
     assert_eq!(health.status(), 200);
     let body: Value = health.json().await.expect("json");
-    assert_eq!(body, serde_json::json!({"status": "ok", "database": "ok"}));
+    let events = match backend {
+        Backend::Sqlite => "local",
+        Backend::Postgres => "listening",
+    };
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "ok", "database": "ok", "events": events})
+    );
 }
 
 async fn every_response_has_a_request_id(backend: Backend) {
