@@ -15,7 +15,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/channels", get(list))
 }
 
-#[utoipa::path(get, path = "/api/v1/channels", tag = "channels", responses((status = 200, description = "All channels", body = Vec<Channel>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ListErrors), security((), ("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/channels", operation_id = "list_channels", tag = "channels", responses((status = 200, description = "All channels", body = Vec<Channel>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ListErrors), security((), ("api_key" = []), ("bearer" = [])))]
 /// All channels.
 pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Response> {
     let channels = store::channels::list(&mut state.db().exec()).await?;

@@ -24,7 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/conversations/{id}/messages", get(list_messages))
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ConversationFilters), responses((status = 200, description = "A page of conversations", body = Vec<Conversation>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ListErrors), security((), ("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/conversations", operation_id = "list_conversations", tag = "conversations", params(ConversationFilters), responses((status = 200, description = "A page of conversations", body = Vec<Conversation>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ListErrors), security((), ("api_key" = []), ("bearer" = [])))]
 /// Conversations, newest activity first.
 pub(super) async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let (limit, offset) = params.page()?;
@@ -47,7 +47,7 @@ pub(super) struct ConversationCreate {
     external_id: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = ConversationCreate, responses((status = 201, description = "Created", body = Conversation), (status = 409, description = "It exists", body = ErrorBody), BodyErrors), security((), ("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/conversations", operation_id = "create_conversation", tag = "conversations", request_body = ConversationCreate, responses((status = 201, description = "Created", body = Conversation), (status = 409, description = "It exists", body = ErrorBody), BodyErrors), security((), ("api_key" = []), ("bearer" = [])))]
 /// Creates a conversation (409 if its channel and external_id exist; 422 for an unknown channel).
 pub(super) async fn create(
     State(state): State<AppState>,
@@ -96,7 +96,7 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = i64, Path, description = "Conversation id")), responses((status = 200, description = "The conversation", body = Conversation), ItemErrors), security((), ("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", operation_id = "get_conversation", tag = "conversations", params(("id" = i64, Path, description = "Conversation id")), responses((status = 200, description = "The conversation", body = Conversation), ItemErrors), security((), ("api_key" = []), ("bearer" = [])))]
 /// One conversation.
 pub(super) async fn read(
     State(state): State<AppState>,
@@ -123,7 +123,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
     Option::<String>::deserialize(d).map(Some)
 }
 
-#[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = i64, Path, description = "Conversation id")), request_body = ConversationUpdate, responses((status = 200, description = "The updated conversation", body = Conversation), BodyErrors), security((), ("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}", operation_id = "update_conversation", tag = "conversations", params(("id" = i64, Path, description = "Conversation id")), request_body = ConversationUpdate, responses((status = 200, description = "The updated conversation", body = Conversation), BodyErrors), security((), ("api_key" = []), ("bearer" = [])))]
 /// Updates participant_name, is_active or assistant_enabled; fields left out are kept.
 pub(super) async fn update(
     State(state): State<AppState>,
@@ -145,7 +145,7 @@ pub(super) async fn update(
     Ok(Json(updated))
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/read", tag = "conversations", params(("id" = i64, Path, description = "Conversation id")), responses((status = 200, description = "The conversation, unread_count 0", body = Conversation), ItemErrors), security((), ("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/read", operation_id = "mark_conversation_read", tag = "conversations", params(("id" = i64, Path, description = "Conversation id")), responses((status = 200, description = "The conversation, unread_count 0", body = Conversation), ItemErrors), security((), ("api_key" = []), ("bearer" = [])))]
 /// Marks all its messages read.
 pub(super) async fn mark_read(
     State(state): State<AppState>,
@@ -168,7 +168,7 @@ pub(super) async fn mark_read(
     Ok(Json(conversation))
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = i64, Path, description = "Conversation id"), MessageFilters), responses((status = 200, description = "A page of messages", body = Vec<Message>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ItemErrors), security((), ("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", operation_id = "list_conversation_messages", tag = "conversations", params(("id" = i64, Path, description = "Conversation id"), MessageFilters), responses((status = 200, description = "A page of messages", body = Vec<Message>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ItemErrors), security((), ("api_key" = []), ("bearer" = [])))]
 /// The conversation's messages (same filters as GET /messages).
 pub(super) async fn list_messages(
     State(state): State<AppState>,

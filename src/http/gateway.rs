@@ -64,7 +64,7 @@ pub(super) struct GatewayResponse {
     assistant: bool,
 }
 
-#[utoipa::path(post, path = "/v1/channels/whatsapp/gateway/inbound", tag = "gateway",
+#[utoipa::path(post, path = "/v1/channels/whatsapp/gateway/inbound", operation_id = "gateway_inbound", tag = "gateway",
     request_body = InboundBody,
     responses((status = 200, description = "The assistant's reply (or the fallback)", body = GatewayResponse), BodyErrors),
     security((), ("gateway_key" = [])))]

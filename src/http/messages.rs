@@ -70,7 +70,7 @@ pub(super) async fn list_query(
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/messages", tag = "messages", params(MessageFilters), responses((status = 200, description = "A page of messages", body = Vec<Message>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ListErrors), security((), ("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/messages", operation_id = "list_messages", tag = "messages", params(MessageFilters), responses((status = 200, description = "A page of messages", body = Vec<Message>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ListErrors), security((), ("api_key" = []), ("bearer" = [])))]
 /// Messages by timestamp (ties by id), with filters.
 pub(super) async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let query = list_query(&state, &params).await?;
@@ -78,7 +78,7 @@ pub(super) async fn list(State(state): State<AppState>, params: Params) -> ApiRe
     Ok(listing(items, total))
 }
 
-#[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", params(("id" = i64, Path, description = "Message id")), responses((status = 200, description = "The message", body = Message), ItemErrors), security((), ("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/messages/{id}", operation_id = "get_message", tag = "messages", params(("id" = i64, Path, description = "Message id")), responses((status = 200, description = "The message", body = Message), ItemErrors), security((), ("api_key" = []), ("bearer" = [])))]
 /// One message.
 pub(super) async fn read(
     State(state): State<AppState>,
@@ -118,7 +118,7 @@ pub(super) struct MessageCreate {
     is_read: bool,
 }
 
-#[utoipa::path(post, path = "/api/v1/messages", tag = "messages", request_body = MessageCreate, responses((status = 201, description = "Stored", body = Message), (status = 409, description = "Already stored", body = ErrorBody), BodyErrors), security((), ("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/messages", operation_id = "create_message", tag = "messages", request_body = MessageCreate, responses((status = 201, description = "Stored", body = Message), (status = 409, description = "Already stored", body = ErrorBody), BodyErrors), security((), ("api_key" = []), ("bearer" = [])))]
 /// Records a message without sending it (409 for an external_message_id the channel already has).
 pub(super) async fn create(
     State(state): State<AppState>,
@@ -203,7 +203,7 @@ pub(super) struct MessageUpdate {
     is_read: Option<bool>,
 }
 
-#[utoipa::path(patch, path = "/api/v1/messages/{id}", tag = "messages", params(("id" = i64, Path, description = "Message id")), request_body = MessageUpdate, responses((status = 200, description = "The message", body = Message), BodyErrors), security((), ("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/v1/messages/{id}", operation_id = "update_message", tag = "messages", params(("id" = i64, Path, description = "Message id")), request_body = MessageUpdate, responses((status = 200, description = "The message", body = Message), BodyErrors), security((), ("api_key" = []), ("bearer" = [])))]
 /// Marks a message read or unread.
 pub(super) async fn update(
     State(state): State<AppState>,

@@ -63,7 +63,7 @@ pub(super) struct SendFailure {
     message: Message,
 }
 
-#[utoipa::path(post, path = "/api/v1/send", tag = "send",
+#[utoipa::path(post, path = "/api/v1/send", operation_id = "send_message", tag = "send",
     request_body = SendRequest,
     responses(
         (status = 200, description = "Accepted by the provider", body = SendResult),

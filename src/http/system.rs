@@ -46,13 +46,14 @@ pub struct Health {
     code: Option<&'static str>,
 }
 
-#[utoipa::path(get, path = "/", tag = "realtime",
+#[utoipa::path(get, path = "/", operation_id = "root", tag = "realtime",
     params(("api_key" = Option<String>, Query, description = "The API key, for the WebSocket when API_KEYS is set (browsers cannot set headers)")),
     responses(
         (status = 200, description = "Service information (no upgrade requested)", body = ServiceInfo),
         (status = 101, description = "Upgraded to the WebSocket hub: every event is one text frame `{\"type\", \"data\"}` (see the WsEvent schema)"),
         (status = 400, description = "A malformed upgrade request", body = ErrorBody),
         (status = 401, description = "Upgrade without a valid key while API_KEYS is set", body = ErrorBody),
+        (status = 403, description = "Upgrade from a browser origin not in CORS_ORIGINS", body = ErrorBody),
     ))]
 /// Service information, or the WebSocket hub when the request asks for an upgrade (also on `/ws`).
 pub async fn root(State(state): State<AppState>, request: Request) -> Response {
@@ -74,6 +75,25 @@ pub async fn root(State(state): State<AppState>, request: Request) -> Response {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    // Browsers do not apply CORS to WebSockets: without this check any page an agent visits
+    // could read every event. Clients that send no Origin (servers, wscat) are not browsers.
+    if let Some(origin) = parts.headers.get(header::ORIGIN) {
+        let allowed = origin.to_str().is_ok_and(|o| {
+            state
+                .config()
+                .cors_origins
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(o.trim_end_matches('/')))
+        });
+        if !allowed {
+            return ApiError::Client {
+                status: StatusCode::FORBIDDEN,
+                code: "origin_not_allowed",
+                detail: "this origin is not in CORS_ORIGINS".into(),
+            }
+            .into_response();
+        }
+    }
     let query_key = params.str("api_key").ok().flatten();
     if let Err(e) = auth::check(&state, &parts.headers, query_key) {
         return e.into_response();
@@ -99,7 +119,7 @@ pub async fn root(State(state): State<AppState>, request: Request) -> Response {
         .on_upgrade(move |ws| tracker.track_future(socket::run(ws, hub, shutdown, ping_every)))
 }
 
-#[utoipa::path(get, path = "/health", tag = "system",
+#[utoipa::path(get, path = "/health", operation_id = "health", tag = "system",
     responses(
         (status = 200, description = "The database answers", body = Health, example = json!({"status": "ok", "database": "ok", "events": "listening"})),
         (status = 503, description = "The database is unreachable", body = Health),

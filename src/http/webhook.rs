@@ -42,7 +42,7 @@ pub(super) struct Ack {
     status: &'static str,
 }
 
-#[utoipa::path(get, path = "/webhook/whatsapp", tag = "webhook",
+#[utoipa::path(get, path = "/webhook/whatsapp", operation_id = "verify_whatsapp_webhook", tag = "webhook",
     params(Handshake),
     responses(
         (status = 200, description = "The challenge, echoed", body = String, content_type = "text/plain"),
@@ -73,7 +73,7 @@ pub(super) async fn verify(State(state): State<AppState>, params: Params) -> Res
     }
 }
 
-#[utoipa::path(post, path = "/webhook/whatsapp", tag = "webhook",
+#[utoipa::path(post, path = "/webhook/whatsapp", operation_id = "receive_whatsapp_webhook", tag = "webhook",
     request_body(content = Object, description = "A WhatsApp Cloud API webhook delivery, signed with `X-Hub-Signature-256`"),
     params(("X-Hub-Signature-256" = Option<String>, Header, description = "sha256=HMAC of the raw body; required when WHATSAPP_APP_SECRET is set")),
     responses(

@@ -77,6 +77,40 @@ async fn conversation_events_are_broadcast(backend: Backend) {
 }
 
 #[tokio::test]
+async fn browsers_may_open_the_socket_only_from_allowed_origins() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let request = |origin: Option<&str>| {
+        let mut request = format!("ws://127.0.0.1:{}/", app.port)
+            .into_client_request()
+            .expect("request");
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().expect("header"));
+        }
+        request
+    };
+    match tokio_tungstenite::connect_async(request(Some("http://evil.example"))).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("expected a 403 refusal, got {:?}", other.map(|_| ())),
+    }
+    assert!(
+        tokio_tungstenite::connect_async(request(Some("http://localhost:3000")))
+            .await
+            .is_ok()
+    );
+    assert!(
+        tokio_tungstenite::connect_async(request(None))
+            .await
+            .is_ok(),
+        "non-browser clients send no Origin"
+    );
+}
+
+#[tokio::test]
 async fn ping_gets_pong_and_unreadable_frames_get_an_error_without_closing() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let mut socket = app.websocket("/").await;
