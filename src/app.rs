@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
 use crate::channels::whatsapp::cloud_api::CloudApi;
 use crate::config::Config;
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::realtime::relay::Listener;
 use crate::realtime::{Hub, Relay};
@@ -29,7 +28,7 @@ pub enum StartError {
     Database(#[from] sqlx::Error),
     #[error("migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("cannot read the listener's address: {0}")]
+    #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("cannot build the HTTP client: {0}")]
     Http(reqwest::Error),
@@ -41,6 +40,8 @@ pub struct App {
     address: SocketAddr,
     /// The PostgreSQL `LISTEN` session of the event relay, connected before serving.
     events: Option<Listener>,
+    /// `METRICS_ADDR`'s listener, when configured.
+    metrics: Option<TcpListener>,
 }
 
 impl App {
@@ -58,11 +59,22 @@ impl App {
         }
         let hub = Arc::new(Hub::new(config.ws_queue_capacity));
         let relay = Relay::new(&db, hub);
+        let metrics = Arc::new(Metrics::default());
         let events_listener = relay.connect().await?;
+        let metrics_listener = match config.metrics_addr {
+            Some(address) => Some(TcpListener::bind(address).await.map_err(|e| {
+                StartError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("METRICS_ADDR {address}: {e}"),
+                ))
+            })?),
+            None => None,
+        };
         let cloud_api = CloudApi::from_config(&config.whatsapp).map_err(StartError::Http)?;
         let outbox = Outbox::new(
             db.clone(),
             relay.clone(),
+            metrics.clone(),
             cloud_api,
             config.outbox.clone(),
             config.whatsapp.timeout,
@@ -73,24 +85,18 @@ impl App {
         let assistant = Assistant::new(
             db.clone(),
             relay.clone(),
+            metrics.clone(),
             outbox.clone(),
             config.assistant.clone(),
         )
         .map_err(StartError::Http)?;
-        let state = AppState::new(
-            config,
-            db,
-            relay,
-            outbox,
-            assistant,
-            CancellationToken::new(),
-            TaskTracker::new(),
-        );
+        let state = AppState::new(config, db, relay, metrics, outbox, assistant);
         Ok(App {
             listener,
             state,
             address,
             events: events_listener,
+            metrics: metrics_listener,
         })
     }
 
@@ -112,6 +118,7 @@ impl App {
             state,
             address,
             events,
+            metrics,
         } = self;
         let token = state.shutdown().clone();
         let tasks = state.tasks().clone();
@@ -123,6 +130,18 @@ impl App {
                 .clone()
                 .listen(db.clone(), events, token.clone()),
         );
+        if let Some(listener) = metrics {
+            let router = http::metrics::standalone(state.clone());
+            let stop = token.clone();
+            tasks.spawn(async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    tracing::warn!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
         let router = http::router(state);
         tracing::info!(%address, backend = ?db.backend(), "listening");
         let stop = token.clone();

@@ -25,6 +25,7 @@
 //! | `ASSISTANT_HISTORY_LIMIT` | `20` | earlier messages of the conversation the LLM sees (0–200) |
 //! | `ASSISTANT_FALLBACK_REPLY` | a short Spanish "we will answer soon" | the reply when no LLM answers |
 //! | `ASSISTANT_AUTOREPLY` | `false` | answer inbound Cloud API text messages through the outbox |
+//! | `METRICS_ADDR` | unset | serve `/metrics` there (unguarded, for an internal network) instead of on the main port behind `API_KEYS` |
 //! | `RUST_LOG`, `LOG_FORMAT` | `info`, `pretty` | log filter; `json` for one JSON object per line |
 //!
 //! Every error names its variable. Secrets are kept in [`Secret`], whose `Debug` hides them.
@@ -122,6 +123,7 @@ pub struct Config {
     pub outbox: Outbox,
     pub gateway_keys: Option<KeySet>,
     pub assistant: Assistant,
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// The LLM assistant.
@@ -227,6 +229,14 @@ impl Config {
             },
             gateway_keys: vars.key_set("AI_ASSISTANTS_API_KEYS")?,
             assistant: vars.assistant()?,
+            metrics_addr: vars
+                .get("METRICS_ADDR")
+                .map(|v| {
+                    v.trim().parse().map_err(|_| {
+                        err("METRICS_ADDR", "expected an address such as 127.0.0.1:9100")
+                    })
+                })
+                .transpose()?,
         })
     }
 

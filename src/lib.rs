@@ -18,6 +18,8 @@ pub mod error;
 pub mod http;
 /// Recording inbound messages and provider statuses, race-free and idempotent.
 pub mod inbox;
+/// Prometheus metrics.
+pub mod metrics;
 /// Outbound delivery: store first, send, retry in the background.
 pub mod outbox;
 /// The WebSocket hub and per-connection loops.

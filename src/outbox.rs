@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::channels::whatsapp::cloud_api::{CloudApi, SendOutcome};
 use crate::config;
 use crate::domain::{now, Direction, Message, Status};
+use crate::metrics::Metrics;
 use crate::realtime::{Change, Relay};
 use crate::store::{self, outbox, Db};
 
@@ -43,6 +44,7 @@ pub struct Outgoing {
 pub struct Outbox {
     db: Db,
     relay: Relay,
+    metrics: Arc<Metrics>,
     whatsapp: Option<CloudApi>,
     settings: config::Outbox,
     lease: Duration,
@@ -53,6 +55,7 @@ impl Outbox {
     pub fn new(
         db: Db,
         relay: Relay,
+        metrics: Arc<Metrics>,
         whatsapp: Option<CloudApi>,
         settings: config::Outbox,
         send_timeout: Duration,
@@ -62,6 +65,7 @@ impl Outbox {
         Outbox {
             db,
             relay,
+            metrics,
             whatsapp,
             settings,
             lease,
@@ -141,12 +145,16 @@ impl Outbox {
         let (message, result) = match outcome {
             SendOutcome::Accepted(wamid) => {
                 match outbox::record_sent(&mut ex, due.id, attempts, &wamid).await {
-                    Ok(m) => (m.clone(), m.map(Submitted::Sent)),
+                    Ok(m) => {
+                        Metrics::add(&self.metrics.outbox_sent, 1);
+                        (m.clone(), m.map(Submitted::Sent))
+                    }
                     // The provider's ids are unique per channel; one already stored means its answer
                     // cannot be trusted, and retrying could send the text twice.
                     Err(e) if store::is_unique_violation(&e) => {
                         let reason = format!("the provider answered with an id another message already has ({wamid})");
                         tracing::error!(message_id = due.id, %reason, "send outcome cannot be recorded");
+                        Metrics::add(&self.metrics.outbox_failed, 1);
                         let m = outbox::record_failed(&mut ex, due.id, attempts, &reason).await?;
                         (
                             m.clone(),
@@ -159,6 +167,7 @@ impl Outbox {
             SendOutcome::Transient(reason) if attempts < self.settings.max_attempts as i32 => {
                 let next = now() + chrono_duration(self.backoff(attempts));
                 tracing::warn!(message_id = due.id, attempts, %reason, "send failed, will retry");
+                Metrics::add(&self.metrics.outbox_retried, 1);
                 let m = outbox::record_retry(&mut ex, due.id, attempts, next, &reason).await?;
                 // Still pending: nothing changed that clients see, bar the error text.
                 (
@@ -174,6 +183,7 @@ impl Outbox {
                         reason
                     };
                 tracing::warn!(message_id = due.id, attempts, %reason, "send failed for good");
+                Metrics::add(&self.metrics.outbox_failed, 1);
                 let m = outbox::record_failed(&mut ex, due.id, attempts, &reason).await?;
                 (
                     m.clone(),

@@ -7,6 +7,7 @@
 //! first request's reply instead of asking again); a conversation whose assistant is off gets
 //! no reply at all; any LLM failure becomes the fallback reply, never an error.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -16,6 +17,7 @@ use super::llm::{LlmClient, Turn};
 use crate::config;
 use crate::domain::{now, Conversation, Direction, Message, PhoneNumber, Status};
 use crate::inbox::{self, Inbound};
+use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Outgoing};
 use crate::realtime::{Change, Relay};
 use crate::store::{self, conversations, messages, Db};
@@ -46,6 +48,7 @@ pub struct GatewayReply {
 pub struct Assistant {
     db: Db,
     relay: Relay,
+    metrics: Arc<Metrics>,
     outbox: Outbox,
     llm: Option<LlmClient>,
     settings: config::Assistant,
@@ -56,6 +59,7 @@ impl Assistant {
     pub fn new(
         db: Db,
         relay: Relay,
+        metrics: Arc<Metrics>,
         outbox: Outbox,
         settings: config::Assistant,
     ) -> Result<Assistant, reqwest::Error> {
@@ -64,6 +68,7 @@ impl Assistant {
         Ok(Assistant {
             db,
             relay,
+            metrics,
             outbox,
             llm,
             settings,
@@ -253,7 +258,13 @@ impl Assistant {
         });
         let started = Instant::now();
         let result = llm.complete(&turns).await;
-        let latency_ms = started.elapsed().as_millis() as u64;
+        let elapsed = started.elapsed();
+        let latency_ms = elapsed.as_millis() as u64;
+        let outcome = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        };
+        self.metrics.llm_call(&outcome, elapsed);
         Ok(match result {
             Ok(text) => (
                 text,

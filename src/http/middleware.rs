@@ -23,7 +23,8 @@ use crate::error::ApiError;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn wrap(router: Router<AppState>, config: &Config) -> Router<AppState> {
+pub fn wrap(router: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let config = state.config();
     router.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -39,6 +40,7 @@ pub fn wrap(router: Router<AppState>, config: &Config) -> Router<AppState> {
                 ApiError::Internal("handler panicked".into()).into_response()
             }))
             .layer(cors(config))
+            .layer(middleware::from_fn_with_state(state.clone(), measure))
             .layer(middleware::from_fn(json_errors)),
     )
 }
@@ -94,6 +96,29 @@ fn cors(config: &Config) -> CorsLayer {
         ])
         .expose_headers([HeaderName::from_static("x-total-count"), REQUEST_ID])
         .max_age(Duration::from_secs(600))
+}
+
+/// Counts the request in `/metrics`, by matched route (never the raw path).
+async fn measure(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    state.metrics().request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// Gives a JSON body to error responses that were produced without one (axum's 405, a

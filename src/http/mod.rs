@@ -8,6 +8,7 @@ mod docs;
 pub mod extract;
 mod gateway;
 mod messages;
+pub mod metrics;
 mod middleware;
 pub mod openapi;
 mod send;
@@ -23,6 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::realtime::{Hub, Relay};
 use crate::store::Db;
@@ -35,6 +37,7 @@ struct Inner {
     config: Config,
     db: Db,
     relay: Relay,
+    metrics: Arc<Metrics>,
     outbox: Outbox,
     assistant: Assistant,
     shutdown: CancellationToken,
@@ -42,23 +45,24 @@ struct Inner {
 }
 
 impl AppState {
+    /// The state of a new server: its shutdown signal and task tracker start fresh.
     pub fn new(
         config: Config,
         db: Db,
         relay: Relay,
+        metrics: Arc<Metrics>,
         outbox: Outbox,
         assistant: Assistant,
-        shutdown: CancellationToken,
-        tasks: TaskTracker,
     ) -> Self {
         AppState(Arc::new(Inner {
             config,
             db,
             relay,
+            metrics,
             outbox,
             assistant,
-            shutdown,
-            tasks,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
         }))
     }
     pub fn config(&self) -> &Config {
@@ -77,6 +81,9 @@ impl AppState {
     }
     pub fn shutdown(&self) -> &CancellationToken {
         &self.0.shutdown
+    }
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.0.metrics
     }
     pub fn outbox(&self) -> &Outbox {
         &self.0.outbox
@@ -109,8 +116,9 @@ pub fn router(state: AppState) -> Router {
         .merge(webhook::router())
         .merge(gateway::router())
         .merge(openapi::router())
+        .merge(metrics::router(&state))
         .fallback(system::not_found);
-    middleware::wrap(app, state.config()).with_state(state)
+    middleware::wrap(app, &state).with_state(state)
 }
 
 /// A list response: the JSON array, and the size of the filtered set in `X-Total-Count`.

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{channels, conversations, gateway, messages, send, system, webhook, AppState};
+use super::{channels, conversations, gateway, messages, metrics, send, system, webhook, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,7 @@ FastAPI-style `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
     paths(
         system::root,
         system::health,
+        metrics::render,
         channels::list,
         conversations::list,
         conversations::create,
@@ -54,7 +55,7 @@ FastAPI-style `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
         (name = "webhook", description = "Meta's WhatsApp Cloud API webhook"),
         (name = "gateway", description = "The WhatsApp Web gateway and the assistant"),
         (name = "realtime", description = "The WebSocket hub"),
-        (name = "system", description = "Health"),
+        (name = "system", description = "Health and metrics"),
     )
 )]
 pub struct ApiDoc;

@@ -17,6 +17,10 @@ use crate::realtime::socket;
 
 /// Largest frame a client may send: clients only send small control frames.
 const MAX_CLIENT_FRAME: usize = 64 * 1024;
+/// A socket's read buffer.
+const READ_BUFFER: usize = 4 * 1024;
+/// Bytes a socket may have queued for a slow peer before the connection fails.
+const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
 
 /// `GET /` without an upgrade.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -113,7 +117,14 @@ pub async fn root(State(state): State<AppState>, request: Request) -> Response {
     let shutdown = state.shutdown().clone();
     let ping_every = state.config().ws_ping_interval;
     let tracker = state.tasks().clone();
+    // Memory per idle socket: the default read buffer is 128 KiB, allocated (and zero-filled)
+    // up front; clients only send tiny frames. Writes go out eagerly instead of collecting in a
+    // 128 KiB buffer: every event is flushed at once anyway. The write queue is capped, so a
+    // stuck peer errors out instead of holding events.
     upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
         .on_upgrade(move |ws| tracker.track_future(socket::run(ws, hub, shutdown, ping_every)))

@@ -128,6 +128,11 @@ pub(super) async fn receive(
     tx.commit().await?;
     state.relay().publish_all(&changes).await;
     let fresh = recorded.iter().filter(|r| r.message.is_some()).count();
+    crate::metrics::Metrics::add(&state.metrics().webhook_messages_stored, fresh as u64);
+    crate::metrics::Metrics::add(
+        &state.metrics().webhook_duplicates_ignored,
+        (recorded.len() - fresh) as u64,
+    );
     if state.assistant().autoreply_enabled() {
         // After the commit and outside the request: Meta's 200 never waits on the LLM.
         for recorded in recorded.into_iter() {

@@ -170,3 +170,14 @@ pub async fn apply_status(
         None => Ok(None),
     }
 }
+
+/// Messages waiting in the outbox (first try or retry).
+pub async fn pending_count(ex: &mut Exec<'_>) -> sqlx::Result<i64> {
+    let count: super::Count = ex
+        .fetch_one(
+            "SELECT COUNT(*) AS n FROM messages WHERE next_attempt_at IS NOT NULL",
+            args![],
+        )
+        .await?;
+    Ok(count.n)
+}

@@ -9,6 +9,7 @@ mod bad_input;
 mod clients;
 mod conversations;
 mod messages;
+mod metrics;
 mod openapi;
 mod properties;
 mod scale;

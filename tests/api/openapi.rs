@@ -41,6 +41,7 @@ async fn the_served_document_is_the_committed_one_and_covers_every_route() {
         ("/", &["get"][..]),
         ("/ws", &["get"]),
         ("/health", &["get"]),
+        ("/metrics", &["get"]),
         ("/api/v1/channels", &["get"]),
         ("/api/v1/conversations", &["get", "post"]),
         ("/api/v1/conversations/{id}", &["get", "patch"]),
@@ -64,7 +65,7 @@ async fn the_served_document_is_the_committed_one_and_covers_every_route() {
     }
     assert_eq!(
         paths.len(),
-        13,
+        14,
         "no undocumented extras and nothing missing"
     );
     let schemas = served["components"]["schemas"]
