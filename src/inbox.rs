@@ -3,7 +3,7 @@
 //! broadcasting after the caller commits. Independent of HTTP.
 
 use crate::channels::whatsapp::webhook::{InboundMessage, StatusUpdate, Webhook};
-use crate::domain::{now, Direction, Status};
+use crate::domain::{now, Direction, Status, MAX_ID_CHARS};
 use crate::realtime::Change;
 use crate::store::{self, conversations, messages, Exec};
 
@@ -35,6 +35,7 @@ pub async fn record(
     inbound: &Inbound,
     changes: &mut Vec<Change>,
 ) -> sqlx::Result<Recorded> {
+    let inbound = &without_nul(inbound);
     let at = now();
     let new = conversations::NewConversation {
         channel_id: inbound.channel_id,
@@ -89,12 +90,37 @@ pub async fn record_whatsapp(
         .ok_or(sqlx::Error::RowNotFound)?;
     let mut recorded = Vec::with_capacity(webhook.messages.len());
     for message in &webhook.messages {
+        if message.wamid.chars().count() > MAX_ID_CHARS
+            || message.sender.chars().count() > MAX_ID_CHARS
+        {
+            tracing::warn!(
+                wamid_len = message.wamid.len(),
+                "skipping a webhook message with an implausibly long id"
+            );
+            continue;
+        }
         recorded.push(record(ex, &from_whatsapp(channel.id, message), changes).await?);
     }
     for status in &webhook.statuses {
         apply_whatsapp_status(ex, channel.id, status, changes).await?;
     }
     Ok(recorded)
+}
+
+/// PostgreSQL text cannot hold NUL; a provider's payload may (JSON's `\u0000`). Dropping it
+/// keeps the message instead of failing the delivery, which the provider would retry forever.
+fn without_nul(inbound: &Inbound) -> Inbound {
+    let clean = |s: &str| s.replace('\0', "");
+    Inbound {
+        external_id: clean(&inbound.external_id),
+        participant_identifier: clean(&inbound.participant_identifier),
+        participant_name: inbound.participant_name.as_deref().map(clean),
+        content: clean(&inbound.content),
+        message_type: clean(&inbound.message_type),
+        external_message_id: inbound.external_message_id.as_deref().map(clean),
+        metadata: inbound.metadata.as_deref().map(clean),
+        ..inbound.clone()
+    }
 }
 
 fn from_whatsapp(channel_id: i64, m: &InboundMessage) -> Inbound {

@@ -9,6 +9,10 @@ pub use time::{now, parse_timestamp};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+/// Longest identifier accepted (conversation keys, provider message ids). Real ones are far
+/// shorter; the bound keeps every unique index entry within PostgreSQL's 2,704-byte limit.
+pub const MAX_ID_CHARS: usize = 512;
+
 /// A messaging channel (WhatsApp, Instagram, Gmail). Seeded by the migrations.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[schema(example = json!({"id": 1, "name": "whatsapp", "display_name": "WhatsApp", "is_active": true, "created_at": "2025-01-01T00:00:00Z"}))]

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Deserializer};
 
 use super::docs::{BodyErrors, ConversationFilters, ItemErrors, ListErrors, MessageFilters};
-use super::extract::{JsonBody, Params, PathId};
+use super::extract::{check_id_len, JsonBody, Params, PathId};
 use super::{listing, messages, AppState};
 use crate::domain::{now, Conversation, Message, PhoneNumber};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -60,6 +60,10 @@ pub(super) async fn create(
             "String should have at least 1 character",
             "string_too_short",
         ));
+    }
+    check_id_len(&["body", "participant_identifier"], &identifier)?;
+    if let Some(external_id) = &body.external_id {
+        check_id_len(&["body", "external_id"], external_id)?;
     }
     let mut ex = state.db().exec();
     let channel = store::channels::by_id(&mut ex, body.channel_id)

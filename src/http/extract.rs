@@ -174,6 +174,19 @@ fn find_nul(value: &Value, path: &mut Vec<String>) -> Option<Vec<String>> {
     }
 }
 
+/// Refuses an identifier longer than [`crate::domain::MAX_ID_CHARS`].
+pub fn check_id_len(loc: &[&str], value: &str) -> Result<(), ApiError> {
+    let max = crate::domain::MAX_ID_CHARS;
+    if value.chars().count() > max {
+        return Err(ApiError::invalid(
+            loc,
+            format!("String should have at most {max} characters"),
+            "string_too_long",
+        ));
+    }
+    Ok(())
+}
+
 /// The query string, with typed accessors that report errors at `["query", name]`.
 pub struct Params(HashMap<String, String>);
 

@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::docs::BodyErrors;
-use super::extract::JsonBody;
+use super::extract::{check_id_len, JsonBody};
 use super::AppState;
 use crate::assistant::GatewayInbound;
 use crate::domain::parse_timestamp;
@@ -79,6 +79,7 @@ pub(super) async fn inbound(
         ("message_id", &body.message_id),
         ("from_number", &body.from_number),
     ] {
+        check_id_len(&["body", field], value)?;
         if value.trim().is_empty() {
             return Err(ApiError::invalid(
                 &["body", field],

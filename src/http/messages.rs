@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::docs::{BodyErrors, ItemErrors, ListErrors, MessageFilters};
-use super::extract::{JsonBody, Params, PathId};
+use super::extract::{check_id_len, JsonBody, Params, PathId};
 use super::{listing, AppState};
 use crate::domain::{now, parse_timestamp, Direction, Message, Order, Status};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -154,6 +154,9 @@ pub(super) async fn create(
         ));
     }
     let external_message_id = body.external_message_id.filter(|e| !e.is_empty());
+    if let Some(id) = &external_message_id {
+        check_id_len(&["body", "external_message_id"], id)?;
+    }
     let mut tx = state.db().begin().await?;
     let mut ex = tx.exec();
     let conversation = store::conversations::get(&mut ex, body.conversation_id)

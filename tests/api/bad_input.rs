@@ -7,8 +7,88 @@ use crate::on_both_backends;
 
 on_both_backends!(
     bad_requests_get_4xx_json_and_change_nothing,
-    nul_bytes_are_refused_everywhere
+    nul_bytes_are_refused_everywhere,
+    overlong_identifiers_are_422_and_odd_provider_payloads_are_survived,
 );
+
+/// Letters that do not compress (PostgreSQL compresses index entries, so a run of one letter
+/// would slip under its size limit where a real long id would not).
+fn incompressible(len: usize) -> String {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect()
+}
+
+async fn overlong_identifiers_are_422_and_odd_provider_payloads_are_survived(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let long = incompressible(5000);
+    let conversation = app.create_conversation(2, "ig-ok", "A").await["id"]
+        .as_i64()
+        .expect("id");
+    for (path, body, field) in [
+        (
+            "/api/v1/conversations",
+            json!({"channel_id": 2, "participant_identifier": long}),
+            "participant_identifier",
+        ),
+        (
+            "/api/v1/conversations",
+            json!({"channel_id": 2, "participant_identifier": "x", "external_id": long}),
+            "external_id",
+        ),
+        (
+            "/api/v1/messages",
+            json!({"conversation_id": conversation, "content": "x", "direction": "inbound", "external_message_id": long}),
+            "external_message_id",
+        ),
+        (
+            "/v1/channels/whatsapp/gateway/inbound",
+            json!({"message_id": long, "from_number": "34600123456", "text": "x"}),
+            "message_id",
+        ),
+    ] {
+        let response = app.post_json(path, &body).await;
+        assert_eq!(response.status(), 422, "{path} {field}");
+        let error: Value = response.json().await.expect("json");
+        assert_eq!(error["detail"][0]["loc"], json!(["body", field]));
+    }
+    // 512 characters is still fine.
+    app.message(
+        conversation,
+        json!({"external_message_id": incompressible(512)}),
+    )
+    .await;
+
+    // A provider payload with a NUL in its text, and one with an absurd id: acknowledged (Meta
+    // would otherwise retry for days), the first stored without the NUL, the second skipped.
+    let delivery = |wamid: &str, body: &str| {
+        json!({"entry": [{"changes": [{"field": "messages", "value": {
+        "contacts": [{"profile": {"name": "Ana\u{0}"}, "wa_id": "34600123456"}],
+        "messages": [{"from": "34600123456", "id": wamid, "timestamp": "1764000000", "type": "text", "text": {"body": body}}]}}]}]})
+    };
+    assert_eq!(
+        app.post_json("/webhook/whatsapp", &delivery("wamid.nul", "a\u{0}b"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.post_json("/webhook/whatsapp", &delivery(&long, "long id"))
+            .await
+            .status(),
+        200
+    );
+    let (_, _, stored) = app.list("/api/v1/messages?channel=whatsapp").await;
+    assert_eq!(stored.as_array().map(Vec::len), Some(1));
+    assert_eq!(stored[0]["content"], "ab");
+    assert_eq!(stored[0]["sender_name"], "Ana");
+}
 
 struct Case {
     what: &'static str,
