@@ -87,6 +87,31 @@ pub fn replace_database(url: &str, name: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// A Cloud API webhook delivery of one text message from `from`, named `name`, shaped as Meta
+/// sends it.
+pub fn text_delivery(wamid: &str, from: &str, name: &str, body: &str) -> Value {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550000000", "phone_number_id": "106540352242922"},
+        "contacts": [{"profile": {"name": name}, "wa_id": from}],
+        "messages": [{"from": from, "id": wamid, "timestamp": "1736330400", "type": "text", "text": {"body": body}}]
+    }}]}]})
+}
+
+/// A fresh PostgreSQL database reached through a proxy that can be cut: returns the proxy and
+/// the URL that goes through it.
+pub async fn proxied_postgres() -> (proxy::Proxy, String) {
+    let (url, _) = fresh_database(Backend::Postgres).await;
+    let rest = url
+        .strip_prefix("postgres://postgres@")
+        .expect("the test cluster's URL");
+    let (host_port, database) = rest.split_once('/').expect("host/db");
+    let target: std::net::SocketAddr = host_port.parse().expect("host:port");
+    let proxy = proxy::Proxy::start(target).await;
+    let proxied = format!("postgres://postgres@127.0.0.1:{}/{database}", proxy.port);
+    (proxy, proxied)
+}
+
 pub struct TestApp {
     pub address: String,
     pub port: u16,

@@ -2,7 +2,6 @@
 //! stored it; the outbox sends each message once; a dropped database connection is survived.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,8 +10,9 @@ use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::helpers::proxy::Proxy;
-use crate::helpers::{fresh_database, postgres_available, Backend, TestApp};
+use crate::helpers::{
+    fresh_database, postgres_available, proxied_postgres, text_delivery, Backend, TestApp,
+};
 
 /// Two instances on one fresh database, with extra configuration.
 async fn two_instances(vars: &[(&str, &str)]) -> (TestApp, TestApp) {
@@ -24,14 +24,6 @@ async fn two_instances(vars: &[(&str, &str)]) -> (TestApp, TestApp) {
     let a = TestApp::start(Backend::Postgres, url.clone(), None, overrides.clone()).await;
     let b = TestApp::start(Backend::Postgres, url, None, overrides).await;
     (a, b)
-}
-
-fn text_delivery(wamid: &str, from: &str, body: &str) -> Value {
-    json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1555", "phone_number_id": "123"},
-        "contacts": [{"profile": {"name": "Ana"}, "wa_id": from}],
-        "messages": [{"from": from, "id": wamid, "timestamp": "1764000000", "type": "text", "text": {"body": body}}]
-    }}]}]})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,7 +38,7 @@ async fn a_socket_on_one_instance_gets_what_another_stored_exactly_once() {
     assert_eq!(
         b.post_json(
             "/webhook/whatsapp",
-            &text_delivery("wamid.X1", "34600000001", "hola")
+            &text_delivery("wamid.X1", "34600000001", "Ana", "hola")
         )
         .await
         .status(),
@@ -67,7 +59,7 @@ async fn a_socket_on_one_instance_gets_what_another_stored_exactly_once() {
     assert_eq!(
         a.post_json(
             "/webhook/whatsapp",
-            &text_delivery("wamid.X1", "34600000001", "hola")
+            &text_delivery("wamid.X1", "34600000001", "Ana", "hola")
         )
         .await
         .status(),
@@ -181,12 +173,7 @@ async fn both_instances_recover_from_a_lost_database_connection_and_sockets_resy
     if !postgres_available() {
         return;
     }
-    let (url, _) = fresh_database(Backend::Postgres).await;
-    let rest = url.strip_prefix("postgres://postgres@").expect("test URL");
-    let (host_port, database) = rest.split_once('/').expect("host/db");
-    let target: SocketAddr = host_port.parse().expect("host:port");
-    let mut proxy = Proxy::start(target).await;
-    let proxied = format!("postgres://postgres@127.0.0.1:{}/{database}", proxy.port);
+    let (mut proxy, proxied) = proxied_postgres().await;
     let a = TestApp::start(Backend::Postgres, proxied.clone(), None, vec![]).await;
     let b = TestApp::start(Backend::Postgres, proxied, None, vec![]).await;
     let mut on_a = a.websocket("/").await;
@@ -223,7 +210,7 @@ async fn both_instances_recover_from_a_lost_database_connection_and_sockets_resy
     assert_eq!(
         b.post_json(
             "/webhook/whatsapp",
-            &text_delivery("wamid.after", "34600000002", "¿sigue?")
+            &text_delivery("wamid.after", "34600000002", "Ana", "¿sigue?")
         )
         .await
         .status(),

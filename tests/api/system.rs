@@ -1,12 +1,10 @@
 //! `GET /`, `/health`, a database outage, and graceful shutdown.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::proxy::Proxy;
-use crate::helpers::{fresh_database, postgres_available, Backend, TestApp};
+use crate::helpers::{postgres_available, proxied_postgres, Backend, TestApp};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -103,13 +101,7 @@ async fn a_database_outage_is_503_and_recovers_without_restart() {
     if !postgres_available() {
         return;
     }
-    let (url, _) = fresh_database(Backend::Postgres).await;
-    let parsed = url.strip_prefix("postgres://").expect("postgres URL");
-    let (_, host_port_db) = parsed.split_once('@').expect("user@host");
-    let (host_port, database) = host_port_db.split_once('/').expect("host/db");
-    let target: SocketAddr = host_port.parse().expect("host:port");
-    let mut proxy = Proxy::start(target).await;
-    let proxied = format!("postgres://postgres@127.0.0.1:{}/{database}", proxy.port);
+    let (mut proxy, proxied) = proxied_postgres().await;
     let app = TestApp::start(Backend::Postgres, proxied, None, vec![]).await;
     assert_eq!(app.get("/health").await.status(), 200);
     assert_eq!(app.get("/api/v1/messages").await.status(), 200);

@@ -10,7 +10,7 @@ use sha2::Sha256;
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{text_delivery, Backend, TestApp};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -65,16 +65,6 @@ fn sign(secret: &str, body: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect();
     format!("sha256={hex}")
-}
-
-/// A minimal text-message delivery from `from`, as Meta sends it.
-fn text_delivery(wamid: &str, from: &str, name: &str, body: &str) -> Value {
-    json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550000000", "phone_number_id": PHONE_NUMBER_ID},
-        "contacts": [{"profile": {"name": name}, "wa_id": from}],
-        "messages": [{"from": from, "id": wamid, "timestamp": "1736330400", "type": "text", "text": {"body": body}}]
-    }}]}]})
 }
 
 fn status_delivery(wamid: &str, status: &str, error: Option<Value>) -> Value {
