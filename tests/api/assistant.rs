@@ -484,3 +484,32 @@ async fn cloud_api_messages_get_an_auto_reply_after_the_acknowledgement(backend:
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(messages_of(&app).await.len(), 2);
 }
+
+/// SIGTERM-style shutdown while a request waits on the LLM: the request still completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_requests() {
+    let (mut app, llm) = app_with_llm(Backend::Sqlite, &[("LLM_TIMEOUT_SECS", "5")]).await;
+    let slow = ResponseTemplate::new(200)
+        .set_body_json(json!({"choices": [{"message": {"content": "Terminado"}}]}))
+        .set_delay(Duration::from_millis(1500));
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(slow)
+        .mount(&llm)
+        .await;
+    let request = app
+        .client
+        .post(app.url("/v1/channels/whatsapp/gateway/inbound"))
+        .json(&inbound("inflight", "¿Me esperas?"))
+        .send();
+    let in_flight = tokio::spawn(request);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.stop().await;
+    let response = in_flight
+        .await
+        .expect("task")
+        .expect("the in-flight request was answered");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["response_text"], "Terminado");
+}
