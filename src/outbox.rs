@@ -118,9 +118,10 @@ impl Outbox {
             Some(at + chrono_duration(self.lease)),
         )
         .await?;
-        tx.commit().await?;
         changes.push(Change::NewMessage(message.clone()));
-        self.relay.publish_all(&changes).await;
+        self.relay.notify_in(&mut tx, &changes).await?;
+        tx.commit().await?;
+        self.relay.committed(&changes);
         let due = outbox::Due {
             id: message.id,
             content: outgoing.content,

@@ -112,8 +112,9 @@ impl Assistant {
         let mut changes = Vec::new();
         let mut tx = self.db.begin().await?;
         let recorded = inbox::record(&mut tx.exec(), &record, &mut changes).await?;
+        self.relay.notify_in(&mut tx, &changes).await?;
         tx.commit().await?;
-        self.relay.publish_all(&changes).await;
+        self.relay.committed(&changes);
 
         let (message, first_delivery) = match recorded.message {
             Some(message) => (message, true),

@@ -193,11 +193,10 @@ pub(super) async fn create(
         .ok_or_else(|| {
             ApiError::conflict("this channel already has a message with this external_message_id")
         })?;
+    let changes = [Change::NewMessage(stored.clone())];
+    state.relay().notify_in(&mut tx, &changes).await?;
     tx.commit().await?;
-    state
-        .relay()
-        .publish_all(&[Change::NewMessage(stored.clone())])
-        .await;
+    state.relay().committed(&changes);
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 

@@ -125,8 +125,9 @@ pub(super) async fn receive(
     let mut changes = Vec::new();
     let mut tx = state.db().begin().await?;
     let recorded = crate::inbox::record_whatsapp(&mut tx.exec(), &delivery, &mut changes).await?;
+    state.relay().notify_in(&mut tx, &changes).await?;
     tx.commit().await?;
-    state.relay().publish_all(&changes).await;
+    state.relay().committed(&changes);
     let fresh = recorded.iter().filter(|r| r.message.is_some()).count();
     crate::metrics::Metrics::add(&state.metrics().webhook_messages_stored, fresh as u64);
     crate::metrics::Metrics::add(

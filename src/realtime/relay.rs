@@ -3,10 +3,11 @@
 //! On SQLite there is one instance: changes go straight to the local hub. On PostgreSQL every
 //! change is sent with `NOTIFY`, and every instance, this one included, feeds its hub from
 //! `LISTEN`, so a socket on any instance gets each event exactly once, whichever instance stored
-//! it. `NOTIFY` payloads are limited to 8,000 bytes: a larger event travels as a reference
-//! (`R{"type":…,"id":…}`) and each listener reads the row back. Notifications are delivered in
-//! the order they were sent, per sending connection, so the events of one request keep their
-//! order.
+//! it. Where a change is made in a transaction (webhooks, the gateway, `POST /messages`,
+//! `/send`), its `NOTIFY` is part of that transaction: delivered at commit, in commit order, never
+//! for a rollback, and never lost between commit and notification. `NOTIFY` payloads are limited
+//! to 8,000 bytes: a larger event travels as a reference (`R{"type":…,"id":…}`) and each listener
+//! reads the row back.
 //!
 //! When the listening connection drops (database restart, network), notifications sent
 //! meanwhile are lost to this instance: once it listens again, every local socket gets
@@ -23,7 +24,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::{Change, Event, Hub};
-use crate::store::{self, Db, Exec};
+use crate::store::{self, Db, Exec, Tx};
 
 /// The `LISTEN`/`NOTIFY` channel.
 const CHANNEL: &str = "switchboard_events";
@@ -93,7 +94,34 @@ impl Relay {
         self.state.store(state as u8, Ordering::Relaxed);
     }
 
-    /// Tells every client, on every instance, about committed changes, in order.
+    /// Sends `changes` inside the transaction that makes them (PostgreSQL): `NOTIFY` is
+    /// delivered at commit, in commit order, and never for a rolled-back transaction, so no
+    /// event is lost between the commit and the notification. Call [`Relay::committed`] once
+    /// the transaction has committed.
+    pub async fn notify_in(&self, tx: &mut Tx, changes: &[Change]) -> sqlx::Result<()> {
+        match tx {
+            Tx::Postgres(tx) if !changes.is_empty() => {
+                let payloads: Vec<String> = changes.iter().map(payload).collect();
+                sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+                    .bind(CHANNEL)
+                    .bind(&payloads)
+                    .execute(&mut **tx)
+                    .await
+                    .map(|_| ())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// After the commit of a transaction given to [`Relay::notify_in`]: on SQLite the local hub
+    /// gets the changes now (PostgreSQL delivers them at commit).
+    pub fn committed(&self, changes: &[Change]) {
+        if self.postgres.is_none() {
+            self.hub.publish_all(changes);
+        }
+    }
+
+    /// Tells every client, on every instance, about changes already committed, in order.
     pub async fn publish_all(&self, changes: &[Change]) {
         if changes.is_empty() {
             return;
