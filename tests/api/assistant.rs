@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{text_delivery, Backend, TestApp};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -41,6 +41,13 @@ impl Respond for Echo {
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]
         }))
     }
+}
+
+/// An OpenAI-style answer with `text`, sent after `delay`.
+fn llm_reply(text: &str, delay: Duration) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .set_body_json(json!({"choices": [{"message": {"role": "assistant", "content": text}}]}))
+        .set_delay(delay)
 }
 
 async fn app_with_llm(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, MockServer) {
@@ -321,9 +328,7 @@ async fn a_repeated_message_id_returns_the_stored_reply_without_asking_again(bac
 
 async fn concurrent_duplicates_ask_the_llm_once_and_store_once(backend: Backend) {
     let (app, llm) = app_with_llm(backend, &[("LLM_TIMEOUT_SECS", "5")]).await;
-    let slow = ResponseTemplate::new(200)
-        .set_body_json(json!({"choices": [{"message": {"role": "assistant", "content": "¡Claro! ¿Para cuántos?"}}]}))
-        .set_delay(Duration::from_millis(800));
+    let slow = llm_reply("¡Claro! ¿Para cuántos?", Duration::from_millis(800));
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .respond_with(slow)
@@ -433,20 +438,14 @@ async fn cloud_api_messages_get_an_auto_reply_after_the_acknowledgement(backend:
         ],
     )
     .await;
-    let slow_echo = ResponseTemplate::new(200)
-        .set_body_json(json!({"choices": [{"message": {"role": "assistant", "content": "Abrimos a las 13:00"}}]}))
-        .set_delay(Duration::from_millis(700));
+    let slow_echo = llm_reply("Abrimos a las 13:00", Duration::from_millis(700));
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .respond_with(slow_echo)
         .expect(1)
         .mount(&llm)
         .await;
-    let delivery = json!({"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1555", "phone_number_id": "123"},
-        "contacts": [{"profile": {"name": "Ana"}, "wa_id": "34600123456"}],
-        "messages": [{"from": "34600123456", "id": "wamid.IN", "timestamp": "1764000000", "type": "text", "text": {"body": "¿A qué hora abrís?"}}]
-    }}]}]});
+    let delivery = text_delivery("wamid.IN", "34600123456", "Ana", "¿A qué hora abrís?");
     let started = Instant::now();
     assert_eq!(
         app.post_json("/webhook/whatsapp", &delivery).await.status(),
@@ -489,9 +488,7 @@ async fn cloud_api_messages_get_an_auto_reply_after_the_acknowledgement(backend:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_in_flight_requests() {
     let (mut app, llm) = app_with_llm(Backend::Sqlite, &[("LLM_TIMEOUT_SECS", "5")]).await;
-    let slow = ResponseTemplate::new(200)
-        .set_body_json(json!({"choices": [{"message": {"content": "Terminado"}}]}))
-        .set_delay(Duration::from_millis(1500));
+    let slow = llm_reply("Terminado", Duration::from_millis(1500));
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .respond_with(slow)
