@@ -65,6 +65,22 @@ async fn app_with_llm(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, Moc
     (TestApp::spawn_with(backend, &vars).await, llm)
 }
 
+/// An app with an LLM fake whose WhatsApp sends go to `graph` (phone number id `123`).
+async fn app_with_llm_and_graph(
+    backend: Backend,
+    graph: &MockServer,
+    extra: &[(&str, &str)],
+) -> (TestApp, MockServer) {
+    let uri = graph.uri();
+    let mut vars = vec![
+        ("WHATSAPP_API_BASE_URL", uri.as_str()),
+        ("WHATSAPP_ACCESS_TOKEN", "t"),
+        ("WHATSAPP_PHONE_NUMBER_ID", "123"),
+    ];
+    vars.extend_from_slice(extra);
+    app_with_llm(backend, &vars).await
+}
+
 async fn gateway(app: &TestApp, body: &Value, key: Option<&str>) -> (u16, Value) {
     let mut request = app
         .client
@@ -356,16 +372,7 @@ async fn an_agent_taking_over_silences_the_assistant_until_handed_back(backend: 
         )
         .mount(&graph)
         .await;
-    let uri = graph.uri();
-    let (app, llm) = app_with_llm(
-        backend,
-        &[
-            ("WHATSAPP_API_BASE_URL", uri.as_str()),
-            ("WHATSAPP_ACCESS_TOKEN", "t"),
-            ("WHATSAPP_PHONE_NUMBER_ID", "123"),
-        ],
-    )
-    .await;
+    let (app, llm) = app_with_llm_and_graph(backend, &graph, &[]).await;
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
         .respond_with(Echo)
@@ -426,16 +433,10 @@ async fn cloud_api_messages_get_an_auto_reply_after_the_acknowledgement(backend:
         .expect(1)
         .mount(&graph)
         .await;
-    let uri = graph.uri();
-    let (app, llm) = app_with_llm(
+    let (app, llm) = app_with_llm_and_graph(
         backend,
-        &[
-            ("WHATSAPP_API_BASE_URL", uri.as_str()),
-            ("WHATSAPP_ACCESS_TOKEN", "t"),
-            ("WHATSAPP_PHONE_NUMBER_ID", "123"),
-            ("ASSISTANT_AUTOREPLY", "true"),
-            ("LLM_TIMEOUT_SECS", "5"),
-        ],
+        &graph,
+        &[("ASSISTANT_AUTOREPLY", "true"), ("LLM_TIMEOUT_SECS", "5")],
     )
     .await;
     let slow_echo = llm_reply("Abrimos a las 13:00", Duration::from_millis(700));
