@@ -78,16 +78,14 @@ pub async fn record(
     })
 }
 
-/// Stores everything a WhatsApp webhook carried, in the caller's transaction: new messages (a
-/// redelivered wamid is skipped) and forward-only status changes.
+/// Stores everything a WhatsApp webhook carried, in the caller's transaction, on the channel
+/// `channel_id`: new messages (a redelivered wamid is skipped) and forward-only status changes.
 pub async fn record_whatsapp(
     ex: &mut Exec<'_>,
+    channel_id: i64,
     webhook: &Webhook,
     changes: &mut Vec<Change>,
 ) -> sqlx::Result<Vec<Recorded>> {
-    let channel = store::channels::by_name(ex, "whatsapp")
-        .await?
-        .ok_or(sqlx::Error::RowNotFound)?;
     let mut recorded = Vec::with_capacity(webhook.messages.len());
     for message in &webhook.messages {
         if message.wamid.chars().count() > MAX_ID_CHARS
@@ -99,10 +97,10 @@ pub async fn record_whatsapp(
             );
             continue;
         }
-        recorded.push(record(ex, &from_whatsapp(channel.id, message), changes).await?);
+        recorded.push(record(ex, &from_whatsapp(channel_id, message), changes).await?);
     }
     for status in &webhook.statuses {
-        apply_whatsapp_status(ex, channel.id, status, changes).await?;
+        apply_whatsapp_status(ex, channel_id, status, changes).await?;
     }
     Ok(recorded)
 }

@@ -18,6 +18,8 @@ pub mod error;
 pub mod http;
 /// Recording inbound messages and provider statuses, race-free and idempotent.
 pub mod inbox;
+/// Group commit: concurrent webhook deliveries stored in one transaction.
+pub mod ingest;
 /// Prometheus metrics.
 pub mod metrics;
 /// Outbound delivery: store first, send, retry in the background.

@@ -59,6 +59,9 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
     pub webhook_messages_stored: AtomicU64,
     pub webhook_duplicates_ignored: AtomicU64,
+    /// Transactions that stored webhook deliveries, and the deliveries they held (group commit).
+    pub webhook_batches: AtomicU64,
+    pub webhook_batched_deliveries: AtomicU64,
     pub outbox_sent: AtomicU64,
     pub outbox_failed: AtomicU64,
     pub outbox_retried: AtomicU64,
@@ -145,6 +148,18 @@ impl Metrics {
             "switchboard_webhook_duplicates_ignored_total",
             "Redelivered webhook messages ignored.",
             load(&self.webhook_duplicates_ignored),
+        );
+        counter(
+            &mut out,
+            "switchboard_webhook_batches_total",
+            "Transactions that stored webhook deliveries (concurrent deliveries share one).",
+            load(&self.webhook_batches),
+        );
+        counter(
+            &mut out,
+            "switchboard_webhook_batched_deliveries_total",
+            "Webhook deliveries stored by those transactions.",
+            load(&self.webhook_batched_deliveries),
         );
         if let Some(pending) = gauges.outbox_pending {
             gauge(

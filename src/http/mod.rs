@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
 use crate::config::Config;
+use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::realtime::{Hub, Relay};
@@ -40,12 +41,14 @@ struct Inner {
     metrics: Arc<Metrics>,
     outbox: Outbox,
     assistant: Assistant,
+    ingest: Ingest,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
 
 impl AppState {
-    /// The state of a new server: its shutdown signal and task tracker start fresh.
+    /// The state of a new server: its shutdown signal and task tracker start fresh, and its
+    /// webhook writers start (so this needs a Tokio runtime).
     pub fn new(
         config: Config,
         db: Db,
@@ -54,6 +57,7 @@ impl AppState {
         outbox: Outbox,
         assistant: Assistant,
     ) -> Self {
+        let ingest = Ingest::start(db.clone(), relay.clone(), metrics.clone());
         AppState(Arc::new(Inner {
             config,
             db,
@@ -61,6 +65,7 @@ impl AppState {
             metrics,
             outbox,
             assistant,
+            ingest,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         }))
@@ -90,6 +95,10 @@ impl AppState {
     }
     pub fn assistant(&self) -> &Assistant {
         &self.0.assistant
+    }
+    /// Where webhook deliveries are queued for group commit.
+    pub fn ingest(&self) -> &Ingest {
+        &self.0.ingest
     }
     /// Background work (sockets, the outbox worker) that shutdown waits for.
     pub fn tasks(&self) -> &TaskTracker {

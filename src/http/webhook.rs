@@ -122,12 +122,9 @@ pub(super) async fn receive(
     if delivery.messages.is_empty() && delivery.statuses.is_empty() {
         return Ok(ok());
     }
-    let mut changes = Vec::new();
-    let mut tx = state.db().begin().await?;
-    let recorded = crate::inbox::record_whatsapp(&mut tx.exec(), &delivery, &mut changes).await?;
-    state.relay().notify_in(&mut tx, &changes).await?;
-    tx.commit().await?;
-    state.relay().committed(&changes);
+    let (messages, statuses) = (delivery.messages.len(), delivery.statuses.len());
+    // Committed (together with any deliveries arriving meanwhile) before this returns.
+    let recorded = state.ingest().record(delivery).await?;
     let fresh = recorded.iter().filter(|r| r.message.is_some()).count();
     crate::metrics::Metrics::add(&state.metrics().webhook_messages_stored, fresh as u64);
     crate::metrics::Metrics::add(
@@ -148,12 +145,7 @@ pub(super) async fn receive(
             }
         }
     }
-    tracing::info!(
-        messages = delivery.messages.len(),
-        new = fresh,
-        statuses = delivery.statuses.len(),
-        "webhook stored"
-    );
+    tracing::info!(messages, new = fresh, statuses, "webhook stored");
     Ok(ok())
 }
 

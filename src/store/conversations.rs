@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Count, Exec, Filter, Id};
+use super::{Count, Exec, Filter};
 use crate::args;
 use crate::domain::Conversation;
 
@@ -78,31 +78,30 @@ pub struct NewConversation {
     pub participant_name: Option<String>,
 }
 
-/// Inserts the conversation unless `(channel_id, external_id)` exists; `None` then.
+/// Inserts the conversation unless `(channel_id, external_id)` exists; `None` then. The new row
+/// comes back from the insert itself (a new conversation has nothing unread).
 pub async fn create(
     ex: &mut Exec<'_>,
     new: &NewConversation,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<Conversation>> {
-    let id: Option<Id> = ex
-        .fetch_optional(
-            "INSERT INTO conversations (participant_name, participant_identifier, is_active, \
-             channel_id, external_id, created_at, updated_at) \
-             VALUES ($1, $2, TRUE, $3, $4, $5, $5) \
-             ON CONFLICT (channel_id, external_id) DO NOTHING RETURNING id",
-            args![
-                new.participant_name.clone(),
-                new.participant_identifier.clone(),
-                new.channel_id,
-                new.external_id.clone(),
-                now
-            ],
-        )
-        .await?;
-    match id {
-        Some(Id { id }) => get(ex, id).await,
-        None => Ok(None),
-    }
+    ex.fetch_optional(
+        "INSERT INTO conversations (participant_name, participant_identifier, is_active, \
+         channel_id, external_id, created_at, updated_at) \
+         VALUES ($1, $2, TRUE, $3, $4, $5, $5) \
+         ON CONFLICT (channel_id, external_id) DO NOTHING \
+         RETURNING id, participant_name, participant_identifier, is_active, channel_id, \
+         external_id, created_at, updated_at, last_message_at, assistant_enabled, \
+         CAST(0 AS BIGINT) AS unread_count",
+        args![
+            new.participant_name.clone(),
+            new.participant_identifier.clone(),
+            new.channel_id,
+            new.external_id.clone(),
+            now
+        ],
+    )
+    .await
 }
 
 /// Fields of a conversation an agent may change; `None` leaves a field as it is.
@@ -183,22 +182,29 @@ pub struct Upserted {
 
 /// Finds the conversation of `(channel_id, external_id)` or creates it, race-free: concurrent
 /// callers all end with the same row, and exactly one of them sees `created`. A known `name`
-/// different from the stored one replaces it.
+/// different from the stored one replaces it. A known conversation (the usual case) costs one
+/// query.
 pub async fn upsert(
     ex: &mut Exec<'_>,
     new: &NewConversation,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Upserted> {
-    if let Some(conversation) = create(ex, new, now).await? {
-        return Ok(Upserted {
-            conversation,
-            created: true,
-            renamed: false,
-        });
-    }
-    let existing = find(ex, new.channel_id, &new.external_id)
-        .await?
-        .ok_or(sqlx::Error::RowNotFound)?;
+    let existing = match find(ex, new.channel_id, &new.external_id).await? {
+        Some(existing) => existing,
+        None => {
+            if let Some(conversation) = create(ex, new, now).await? {
+                return Ok(Upserted {
+                    conversation,
+                    created: true,
+                    renamed: false,
+                });
+            }
+            // Created meanwhile by a concurrent caller, whose insert ours waited for.
+            find(ex, new.channel_id, &new.external_id)
+                .await?
+                .ok_or(sqlx::Error::RowNotFound)?
+        }
+    };
     match &new.participant_name {
         Some(name) if existing.participant_name.as_deref() != Some(name.as_str()) => {
             let changes = Changes {

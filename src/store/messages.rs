@@ -94,19 +94,24 @@ pub struct NewMessage {
 
 /// Inserts the message and moves its conversation's activity forward. `None` when a unique
 /// key already holds it: the channel has this `external_message_id` (a redelivery), or the
-/// message it replies to already has its reply. Nothing is written then.
+/// message it replies to already has its reply. Nothing is written then. The stored row comes
+/// back from the insert itself.
 pub async fn insert(
     ex: &mut Exec<'_>,
     new: &NewMessage,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<Message>> {
-    let id: Option<super::Id> = ex
+    let stored: Option<Message> = ex
         .fetch_optional(
             "INSERT INTO messages (content, message_type, direction, sender_name, \
              sender_identifier, \"timestamp\", message_metadata, conversation_id, channel_id, \
              external_message_id, is_read, status, error, created_at, reply_to_message_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-             ON CONFLICT DO NOTHING RETURNING id",
+             ON CONFLICT DO NOTHING \
+             RETURNING id, content, message_type, direction, sender_name, sender_identifier, \
+             \"timestamp\", message_metadata, conversation_id, external_message_id, is_read, \
+             created_at, status, error, \
+             (SELECT ch.name FROM channels ch WHERE ch.id = messages.channel_id) AS channel",
             args![
                 new.content.clone(),
                 new.message_type.clone(),
@@ -126,9 +131,10 @@ pub async fn insert(
             ],
         )
         .await?;
-    let Some(row) = id else { return Ok(None) };
-    super::conversations::touch(ex, new.conversation_id, new.timestamp, now).await?;
-    get(ex, row.id).await
+    if stored.is_some() {
+        super::conversations::touch(ex, new.conversation_id, new.timestamp, now).await?;
+    }
+    Ok(stored)
 }
 
 /// Sets `is_read`; `None` when the message does not exist.

@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod clients;
 mod conversations;
+mod ingest;
 mod messages;
 mod metrics;
 mod openapi;

@@ -1,0 +1,170 @@
+//! Group commit for WhatsApp webhook deliveries.
+//!
+//! Concurrent deliveries queue up for a writer task, which stores everything queued meanwhile in
+//! one transaction: one commit, and one WAL flush, for many deliveries. Each delivery is still
+//! answered only after the commit that stored it, so an acknowledged message is never lost. A
+//! batch that fails for a reason other than the database being unreachable is written again one
+//! delivery per transaction, so one bad delivery cannot fail its neighbours.
+//!
+//! Deliveries are spread over the writers by sender: one customer's messages stay in order, and
+//! two writers do not wait on each other's rows.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::channels::whatsapp::webhook::Webhook;
+use crate::error::ApiError;
+use crate::inbox::{self, Recorded};
+use crate::metrics::Metrics;
+use crate::realtime::Relay;
+use crate::store::{self, Backend, Db};
+
+/// At most this many deliveries share a transaction.
+const MAX_BATCH_DELIVERIES: usize = 64;
+/// A batch stops taking deliveries once it holds this many messages.
+const MAX_BATCH_MESSAGES: usize = 512;
+/// Deliveries waiting per writer before senders wait for room.
+const QUEUE_PER_WRITER: usize = 1024;
+
+/// The handle the webhook handler queues deliveries on. Cheap to clone.
+#[derive(Clone)]
+pub struct Ingest {
+    writers: Arc<Vec<mpsc::Sender<Job>>>,
+}
+
+struct Job {
+    webhook: Webhook,
+    done: oneshot::Sender<Result<Vec<Recorded>, ApiError>>,
+}
+
+/// Who writes: the database, where committed changes go, and the counters.
+#[derive(Clone)]
+struct Writer {
+    db: Db,
+    relay: Relay,
+    metrics: Arc<Metrics>,
+}
+
+impl Ingest {
+    /// Starts the writer tasks; they end when the last handle is dropped. SQLite has one writer
+    /// at a time anyway, so it gets one; PostgreSQL gets two, so one batch is built while the
+    /// other commits.
+    pub fn start(db: Db, relay: Relay, metrics: Arc<Metrics>) -> Ingest {
+        let count = match db.backend() {
+            Backend::Postgres => 2,
+            Backend::Sqlite => 1,
+        };
+        let writer = Writer { db, relay, metrics };
+        let writers = (0..count)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE_PER_WRITER);
+                tokio::spawn(writer.clone().run(rx));
+                tx
+            })
+            .collect();
+        Ingest {
+            writers: Arc::new(writers),
+        }
+    }
+
+    /// Stores `webhook` (its new messages and status changes) and returns what it recorded,
+    /// once the transaction holding it has committed.
+    pub async fn record(&self, webhook: Webhook) -> Result<Vec<Recorded>, ApiError> {
+        let lane = lane_of(&webhook, self.writers.len());
+        let (done, answer) = oneshot::channel();
+        let writer = self.writers.get(lane).ok_or(ApiError::Unavailable)?;
+        if writer.send(Job { webhook, done }).await.is_err() {
+            return Err(ApiError::Unavailable);
+        }
+        answer.await.map_err(|_| ApiError::Unavailable)?
+    }
+}
+
+/// The writer of a delivery: by its first sender (or, for statuses alone, its first message id).
+fn lane_of(webhook: &Webhook, lanes: usize) -> usize {
+    let mut hasher = DefaultHasher::new();
+    match (webhook.messages.first(), webhook.statuses.first()) {
+        (Some(message), _) => message.sender.hash(&mut hasher),
+        (None, Some(status)) => status.wamid.hash(&mut hasher),
+        (None, None) => {}
+    }
+    (hasher.finish() % lanes.max(1) as u64) as usize
+}
+
+impl Writer {
+    async fn run(self, mut queue: mpsc::Receiver<Job>) {
+        while let Some(first) = queue.recv().await {
+            let mut messages = first.webhook.messages.len();
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH_DELIVERIES && messages < MAX_BATCH_MESSAGES {
+                let Ok(job) = queue.try_recv() else { break };
+                messages += job.webhook.messages.len();
+                batch.push(job);
+            }
+            self.write(batch).await;
+        }
+    }
+
+    /// Writes a batch in one transaction; on failure, each delivery in its own.
+    async fn write(&self, batch: Vec<Job>) {
+        if batch.len() > 1 {
+            match self.commit(batch.iter().map(|job| &job.webhook)).await {
+                Ok(recorded) => {
+                    for (job, recorded) in batch.into_iter().zip(recorded) {
+                        let _ = job.done.send(Ok(recorded));
+                    }
+                    return;
+                }
+                Err(e) if store::is_unavailable(&e) => {
+                    tracing::warn!(error = %e, "database unavailable");
+                    for job in batch {
+                        let _ = job.done.send(Err(ApiError::Unavailable));
+                    }
+                    return;
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    deliveries = batch.len(),
+                    "a webhook batch failed; writing its deliveries one by one"
+                ),
+            }
+        }
+        for job in batch {
+            let result = self
+                .commit(std::iter::once(&job.webhook))
+                .await
+                .map(|mut recorded| recorded.pop().unwrap_or_default())
+                .map_err(ApiError::from);
+            let _ = job.done.send(result);
+        }
+    }
+
+    /// One transaction for `webhooks`, their events sent with it.
+    async fn commit<'w>(
+        &self,
+        webhooks: impl Iterator<Item = &'w Webhook>,
+    ) -> sqlx::Result<Vec<Vec<Recorded>>> {
+        let mut changes = Vec::new();
+        let mut tx = self.db.begin().await?;
+        let channel = store::channels::by_name(&mut tx.exec(), "whatsapp")
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
+        let mut recorded = Vec::new();
+        for webhook in webhooks {
+            recorded.push(
+                inbox::record_whatsapp(&mut tx.exec(), channel.id, webhook, &mut changes).await?,
+            );
+        }
+        self.relay.notify_in(&mut tx, &changes).await?;
+        tx.commit().await?;
+        self.relay.committed(&changes);
+        Metrics::add(&self.metrics.webhook_batches, 1);
+        Metrics::add(
+            &self.metrics.webhook_batched_deliveries,
+            recorded.len() as u64,
+        );
+        Ok(recorded)
+    }
+}
