@@ -1,19 +1,25 @@
 //! The `conversations` table. `unread_count` is computed from a partial index on unread
-//! inbound messages, so it can never drift from the messages themselves.
+//! inbound messages, so it can never drift from the messages themselves; the list's total comes
+//! from `conversation_counts`, which triggers keep in step with the table.
 
 use chrono::{DateTime, Utc};
 
-use super::{Count, Exec, Filter};
+use super::{Exec, Filter};
 use crate::args;
 use crate::domain::Conversation;
 
-macro_rules! select {
+macro_rules! columns {
     () => {
         "SELECT c.id, c.participant_name, c.participant_identifier, c.is_active, c.channel_id, \
          c.external_id, c.created_at, c.updated_at, c.last_message_at, c.assistant_enabled, \
          (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id \
-            AND m.direction = 'inbound' AND NOT m.is_read) AS unread_count \
-         FROM conversations c"
+            AND m.direction = 'inbound' AND NOT m.is_read) AS unread_count"
+    };
+}
+
+macro_rules! select {
+    () => {
+        concat!(columns!(), " FROM conversations c")
     };
 }
 
@@ -36,20 +42,21 @@ pub async fn list(ex: &mut Exec<'_>, q: &ListQuery) -> sqlx::Result<(Vec<Convers
         filter.and("c.is_active = ?", active);
     }
     let where_clause = filter.where_clause();
-    let total: Count = ex
-        .fetch_one(
-            &format!("SELECT COUNT(*) AS n FROM conversations c {where_clause}"),
-            filter.args.clone(),
-        )
-        .await?;
+    // The filters name only channel_id and is_active, which key the trigger-kept counts.
+    let count = format!(
+        "SELECT CAST(COALESCE(SUM(c.n), 0) AS BIGINT) AS n \
+         FROM conversation_counts c {where_clause}"
+    );
+    let filter_args = filter.args.len();
     let limit = filter.placeholder(q.limit);
     let offset = filter.placeholder(q.offset);
     let sql = format!(
-        "{} {where_clause} ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC \
+        "{}, ({count}) AS total_count FROM conversations c {where_clause} \
+         ORDER BY COALESCE(c.last_message_at, c.created_at) DESC, c.id DESC \
          LIMIT {limit} OFFSET {offset}",
-        select!()
+        columns!()
     );
-    Ok((ex.fetch_all(&sql, filter.args).await?, total.n))
+    super::page(ex, &sql, &count, filter.args, filter_args).await
 }
 
 pub async fn get(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<Conversation>> {

@@ -16,6 +16,25 @@ use sqlx::{FromRow, PgConnection, PgPool, SqliteConnection, SqlitePool};
 
 /// How long a request waits for a pooled connection before the database counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A pooled connection idle for longer than this is pinged before use. A busy connection is
+/// not: the pool already pings every connection when it is released, and a ping on acquire too
+/// would add a second round trip to every query.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// Pings a connection before use only when it sat idle, so a database restart is still noticed
+/// before a request uses a dead connection.
+macro_rules! ping_if_idle {
+    () => {
+        |conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        }
+    };
+}
 
 static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -217,6 +236,8 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                .test_before_acquire(false)
+                .before_acquire(ping_if_idle!())
                 .connect_lazy_with(options);
             Ok(Db::Postgres(pool))
         } else if url.starts_with("sqlite:") {
@@ -230,6 +251,8 @@ impl Db {
             let pool = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections.clamp(1, 8))
                 .acquire_timeout(ACQUIRE_TIMEOUT)
+                .test_before_acquire(false)
+                .before_acquire(ping_if_idle!())
                 .connect_lazy_with(options);
             Ok(Db::Sqlite(pool))
         } else {

@@ -3,16 +3,27 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Count, Exec, Filter};
+use super::{Exec, Filter};
 use crate::args;
 use crate::domain::{Direction, Message, Order, Status};
 
-macro_rules! select {
+macro_rules! columns {
     () => {
         "SELECT m.id, m.content, m.message_type, m.direction, m.sender_name, m.sender_identifier, \
          m.\"timestamp\", m.message_metadata, m.conversation_id, m.external_message_id, \
-         m.is_read, m.created_at, m.status, m.error, ch.name AS channel \
-         FROM messages m JOIN channels ch ON ch.id = m.channel_id"
+         m.is_read, m.created_at, m.status, m.error, ch.name AS channel"
+    };
+}
+
+macro_rules! from {
+    () => {
+        " FROM messages m JOIN channels ch ON ch.id = m.channel_id"
+    };
+}
+
+macro_rules! select {
+    () => {
+        concat!(columns!(), from!())
     };
 }
 
@@ -48,12 +59,8 @@ pub async fn list(ex: &mut Exec<'_>, q: &ListQuery) -> sqlx::Result<(Vec<Message
         filter.and("m.id > ?", id);
     }
     let where_clause = filter.where_clause();
-    let total: Count = ex
-        .fetch_one(
-            &format!("SELECT COUNT(*) AS n FROM messages m {where_clause}"),
-            filter.args.clone(),
-        )
-        .await?;
+    let count = format!("SELECT COUNT(*) AS n FROM messages m {where_clause}");
+    let filter_args = filter.args.len();
     let dir = match q.order {
         Order::Asc => "ASC",
         Order::Desc => "DESC",
@@ -61,10 +68,12 @@ pub async fn list(ex: &mut Exec<'_>, q: &ListQuery) -> sqlx::Result<(Vec<Message
     let limit = filter.placeholder(q.limit);
     let offset = filter.placeholder(q.offset);
     let sql = format!(
-        "{} {where_clause} ORDER BY m.\"timestamp\" {dir}, m.id {dir} LIMIT {limit} OFFSET {offset}",
-        select!()
+        "{}, ({count}) AS total_count {} {where_clause} \
+         ORDER BY m.\"timestamp\" {dir}, m.id {dir} LIMIT {limit} OFFSET {offset}",
+        columns!(),
+        from!()
     );
-    Ok((ex.fetch_all(&sql, filter.args).await?, total.n))
+    super::page(ex, &sql, &count, filter.args, filter_args).await
 }
 
 pub async fn get(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<Message>> {

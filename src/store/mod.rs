@@ -40,6 +40,62 @@ impl Filter {
     }
 }
 
+/// A row of a page plus the `total_count` column that rides along with it.
+struct Paged<T> {
+    row: T,
+    total: i64,
+}
+
+impl<'r, T: sqlx::FromRow<'r, sqlx::postgres::PgRow>> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+    for Paged<T>
+{
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> sqlx::Result<Self> {
+        use sqlx::Row;
+        Ok(Paged {
+            row: T::from_row(row)?,
+            total: row.try_get("total_count")?,
+        })
+    }
+}
+
+impl<'r, T: sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    for Paged<T>
+{
+    fn from_row(row: &'r sqlx::sqlite::SqliteRow) -> sqlx::Result<Self> {
+        use sqlx::Row;
+        Ok(Paged {
+            row: T::from_row(row)?,
+            total: row.try_get("total_count")?,
+        })
+    }
+}
+
+/// One page of a list and the size of the whole filtered set, in one round trip.
+///
+/// `page_sql` selects the page's columns plus `(<count_sql>) AS total_count`: an uncorrelated
+/// scalar subquery, which both databases evaluate once per query. Only an empty page (past the
+/// end, or nothing matches) needs `count_sql` on its own. Both take the same `args`; `count_sql`
+/// uses only the leading ones (the filter's, not LIMIT and OFFSET).
+pub(crate) async fn page<T: Record>(
+    ex: &mut Exec<'_>,
+    page_sql: &str,
+    count_sql: &str,
+    args: Vec<Arg>,
+    filter_args: usize,
+) -> sqlx::Result<(Vec<T>, i64)> {
+    let rows: Vec<Paged<T>> = ex.fetch_all(page_sql, args.clone()).await?;
+    let total = match rows.first() {
+        Some(first) => first.total,
+        None => {
+            let count: Count = ex
+                .fetch_one(count_sql, args.into_iter().take(filter_args).collect())
+                .await?;
+            count.n
+        }
+    };
+    Ok((rows.into_iter().map(|p| p.row).collect(), total))
+}
+
 /// The id a `RETURNING id` gives back.
 #[derive(sqlx::FromRow)]
 pub(crate) struct Id {

@@ -124,6 +124,23 @@ async fn conversations_list_newest_activity_first_with_filters_and_total(backend
         .list("/api/v1/conversations?is_active=true&channel_id=1")
         .await;
     assert_eq!(total, Some(1));
+    // Setting is_active to what it already is moves nothing.
+    app.patch_json(
+        &format!("/api/v1/conversations/{}", id(&c)),
+        &json!({"is_active": false, "participant_name": "C2"}),
+    )
+    .await;
+    let (_, total, _) = app.list("/api/v1/conversations?is_active=false").await;
+    assert_eq!(total, Some(1));
+    let (_, total, _) = app.list("/api/v1/conversations?is_active=true").await;
+    assert_eq!(total, Some(2));
+
+    let (status, total, body) = app.list("/api/v1/conversations?offset=10").await;
+    assert_eq!(status, 200);
+    assert_eq!(total, Some(3), "a page past the end still has the total");
+    assert_eq!(body.as_array().map(Vec::len), Some(0));
+    let (_, total, _) = app.list("/api/v1/conversations?channel_id=99").await;
+    assert_eq!(total, Some(0));
 }
 
 async fn a_conversation_is_read_updated_and_marked_read(backend: Backend) {

@@ -170,6 +170,15 @@ async fn messages_filter_order_and_page(backend: Backend) {
         .list(&format!("/api/v1/conversations/{wa}/messages?limit=1"))
         .await;
     assert_eq!((total, ids(&body)), (Some(3), vec![id(&third)]));
+    let (status, total, body) = app
+        .list(&format!("/api/v1/messages?conversation_id={wa}&offset=3"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (total, ids(&body)),
+        (Some(3), vec![]),
+        "a page past the end still has the total"
+    );
 }
 
 async fn before_and_after_id_combine_with_filters(backend: Backend) {
