@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::Value;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -30,60 +31,116 @@ pub async fn run(
     hub.socket_closed();
 }
 
-async fn serve(socket: WebSocket, hub: &Hub, shutdown: CancellationToken, ping_every: Duration) {
+/// At most this many queued events are written before one flush.
+const MAX_EVENTS_PER_FLUSH: usize = 64;
+
+/// What one turn of the connection's loop does.
+enum Turn {
+    /// Write the event, and whatever else is queued behind it, then flush once.
+    Events(Utf8Bytes),
+    Send(Message),
+    Nothing,
+    Close,
+}
+
+async fn serve(
+    mut socket: WebSocket,
+    hub: &Hub,
+    shutdown: CancellationToken,
+    ping_every: Duration,
+) {
     // Subscribe before saying hello, so no event between the two is missed.
     let mut events = hub.subscribe();
-    let (mut sink, mut stream) = socket.split();
     let hello = Event::Connected {
         server_time: crate::domain::now(),
         version: crate::VERSION,
     };
-    if send(&mut sink, text(&hello)).await.is_err() {
+    if send(&mut socket, text(&hello)).await.is_err() {
         return;
     }
+    // Registered once, not once per turn.
+    let shutdown = shutdown.cancelled_owned();
+    tokio::pin!(shutdown);
     let mut pings = interval_at(Instant::now() + ping_every, ping_every);
     pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut heard_since_ping = true;
     loop {
-        let outgoing = tokio::select! {
+        // Events come before reading: a turn woken by an event then writes it without first
+        // trying the socket for input. (`recv` is cancel-safe: a frame read halfway stays
+        // buffered in the WebSocket.)
+        let turn = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => {
+            _ = &mut shutdown => {
                 let frame = CloseFrame { code: GOING_AWAY, reason: Utf8Bytes::from_static("server shutting down") };
-                let _ = send(&mut sink, Message::Close(Some(frame))).await;
+                let _ = send(&mut socket, Message::Close(Some(frame))).await;
                 return;
             }
-            frame = stream.next() => {
-                heard_since_ping = true;
-                match frame {
-                    Some(Ok(Message::Text(body))) => reply_to(&body),
-                    Some(Ok(Message::Binary(_))) => Some(error("binary frames are not supported; send JSON text")),
-                    // Pings are answered by the WebSocket layer itself.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => return,
-                }
-            }
             event = events.recv() => match event {
-                Ok(bytes) => Some(Message::Text(bytes)),
+                Ok(bytes) => Turn::Events(bytes),
                 Err(RecvError::Lagged(missed)) => {
                     hub.events_dropped(missed);
-                    Some(text(&Event::Resync { missed }))
+                    Turn::Send(text(&Event::Resync { missed }))
                 }
-                Err(RecvError::Closed) => return,
+                Err(RecvError::Closed) => Turn::Close,
             },
+            frame = socket.recv() => {
+                heard_since_ping = true;
+                match frame {
+                    Some(Ok(Message::Text(body))) => reply_to(&body).map_or(Turn::Nothing, Turn::Send),
+                    Some(Ok(Message::Binary(_))) => Turn::Send(error("binary frames are not supported; send JSON text")),
+                    // Pings are answered by the WebSocket layer itself.
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Turn::Nothing,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => Turn::Close,
+                }
+            }
             _ = pings.tick() => {
                 if !heard_since_ping {
                     tracing::debug!("closing a WebSocket peer that stopped answering pings");
                     return;
                 }
                 heard_since_ping = false;
-                Some(Message::Ping(bytes::Bytes::new()))
+                Turn::Send(Message::Ping(bytes::Bytes::new()))
             }
         };
-        if let Some(message) = outgoing {
-            if send(&mut sink, message).await.is_err() {
-                return;
-            }
+        let sent = match turn {
+            Turn::Events(first) => write_events(&mut socket, hub, &mut events, first).await,
+            Turn::Send(message) => send(&mut socket, message).await,
+            Turn::Nothing => Ok(()),
+            Turn::Close => return,
+        };
+        if sent.is_err() {
+            return;
         }
+    }
+}
+
+/// Writes `first` and the events already queued behind it, then flushes once: a socket that
+/// fell behind catches up with one write instead of one per event.
+async fn write_events(
+    socket: &mut WebSocket,
+    hub: &Hub,
+    events: &mut broadcast::Receiver<Utf8Bytes>,
+    first: Utf8Bytes,
+) -> Result<(), ()> {
+    let batch = async {
+        socket.feed(Message::Text(first)).await?;
+        for _ in 1..MAX_EVENTS_PER_FLUSH {
+            let next = match events.try_recv() {
+                Ok(bytes) => Message::Text(bytes),
+                Err(TryRecvError::Lagged(missed)) => {
+                    hub.events_dropped(missed);
+                    text(&Event::Resync { missed })
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            };
+            socket.feed(next).await?;
+        }
+        socket.flush().await
+    };
+    // The timer is only armed if the writes do not complete at once.
+    match timeout(SEND_TIMEOUT, batch).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
     }
 }
 
@@ -123,11 +180,8 @@ fn error(detail: &str) -> Message {
     text(&Event::Error { detail })
 }
 
-async fn send<S>(sink: &mut S, message: Message) -> Result<(), ()>
-where
-    S: futures_util::Sink<Message> + Unpin,
-{
-    match timeout(SEND_TIMEOUT, sink.send(message)).await {
+async fn send(socket: &mut WebSocket, message: Message) -> Result<(), ()> {
+    match timeout(SEND_TIMEOUT, socket.send(message)).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
