@@ -14,6 +14,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{FromRow, PgConnection, PgPool, SqliteConnection, SqlitePool};
 
+/// How much of a SQLite database file is memory-mapped (address space, shared by the pool).
+const SQLITE_MMAP_BYTES: u64 = 1 << 30;
 /// How long a request waits for a pooled connection before the database counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A pooled connection idle for longer than this is pinged before use. A busy connection is
@@ -247,6 +249,9 @@ impl Db {
                 // FULL: a message acknowledged to a client survives a power cut, not just a crash.
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(5))
+                // Pages are read straight from the OS page cache instead of being copied into
+                // each connection's own small cache by a read() per page.
+                .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string())
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections.clamp(1, 8))
