@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::assistant::Assistant;
@@ -146,13 +145,6 @@ impl App {
         let router = http::router(state);
         tracing::info!(%address, backend = ?db.backend(), "listening");
         let stop = token.clone();
-        // Events and answers go out as soon as they are written, not held back by Nagle's
-        // algorithm until the peer acknowledges the previous segment.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
