@@ -1,15 +1,11 @@
 //! Group commit for WhatsApp webhook deliveries.
 //!
-//! Concurrent deliveries queue up for a writer task, which stores everything queued meanwhile in
-//! one transaction: one commit, and one WAL flush, for many deliveries. Each delivery is still
+//! Concurrent deliveries queue up for one writer task, which stores everything queued meanwhile
+//! in one transaction: one commit, and one WAL flush, for many deliveries. Each delivery is still
 //! answered only after the commit that stored it, so an acknowledged message is never lost. A
 //! batch that fails for a reason other than the database being unreachable is written again one
 //! delivery per transaction, so one bad delivery cannot fail its neighbours.
-//!
-//! Deliveries are spread over the writers by sender: one customer's messages stay in order, and
-//! two writers do not wait on each other's rows.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -19,19 +15,21 @@ use crate::error::ApiError;
 use crate::inbox::{self, Recorded};
 use crate::metrics::Metrics;
 use crate::realtime::Relay;
-use crate::store::{self, Backend, Db};
+use crate::store::{self, Db, Tx};
 
 /// At most this many deliveries share a transaction.
 const MAX_BATCH_DELIVERIES: usize = 64;
 /// A batch stops taking deliveries once it holds this many messages.
 const MAX_BATCH_MESSAGES: usize = 512;
-/// Deliveries waiting per writer before senders wait for room.
-const QUEUE_PER_WRITER: usize = 1024;
+/// The advisory lock the writers of all instances take turns on ("switchbd" in ASCII).
+const WRITERS_LOCK: i64 = 0x7377_6974_6368_6264;
+/// Deliveries waiting for the writer before senders wait for room.
+const QUEUE: usize = 1024;
 
 /// The handle the webhook handler queues deliveries on. Cheap to clone.
 #[derive(Clone)]
 pub struct Ingest {
-    writers: Arc<Vec<mpsc::Sender<Job>>>,
+    queue: mpsc::Sender<Job>,
 }
 
 struct Job {
@@ -40,7 +38,6 @@ struct Job {
 }
 
 /// Who writes: the database, where committed changes go, and the counters.
-#[derive(Clone)]
 struct Writer {
     db: Db,
     relay: Relay,
@@ -48,49 +45,22 @@ struct Writer {
 }
 
 impl Ingest {
-    /// Starts the writer tasks; they end when the last handle is dropped. SQLite has one writer
-    /// at a time anyway, so it gets one; PostgreSQL gets two, so one batch is built while the
-    /// other commits.
+    /// Starts the writer task; it ends when the last handle is dropped.
     pub fn start(db: Db, relay: Relay, metrics: Arc<Metrics>) -> Ingest {
-        let count = match db.backend() {
-            Backend::Postgres => 2,
-            Backend::Sqlite => 1,
-        };
-        let writer = Writer { db, relay, metrics };
-        let writers = (0..count)
-            .map(|_| {
-                let (tx, rx) = mpsc::channel(QUEUE_PER_WRITER);
-                tokio::spawn(writer.clone().run(rx));
-                tx
-            })
-            .collect();
-        Ingest {
-            writers: Arc::new(writers),
-        }
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        tokio::spawn(Writer { db, relay, metrics }.run(jobs));
+        Ingest { queue }
     }
 
     /// Stores `webhook` (its new messages and status changes) and returns what it recorded,
     /// once the transaction holding it has committed.
     pub async fn record(&self, webhook: Webhook) -> Result<Vec<Recorded>, ApiError> {
-        let lane = lane_of(&webhook, self.writers.len());
         let (done, answer) = oneshot::channel();
-        let writer = self.writers.get(lane).ok_or(ApiError::Unavailable)?;
-        if writer.send(Job { webhook, done }).await.is_err() {
+        if self.queue.send(Job { webhook, done }).await.is_err() {
             return Err(ApiError::Unavailable);
         }
         answer.await.map_err(|_| ApiError::Unavailable)?
     }
-}
-
-/// The writer of a delivery: by its first sender (or, for statuses alone, its first message id).
-fn lane_of(webhook: &Webhook, lanes: usize) -> usize {
-    let mut hasher = DefaultHasher::new();
-    match (webhook.messages.first(), webhook.statuses.first()) {
-        (Some(message), _) => message.sender.hash(&mut hasher),
-        (None, Some(status)) => status.wamid.hash(&mut hasher),
-        (None, None) => {}
-    }
-    (hasher.finish() % lanes.max(1) as u64) as usize
 }
 
 impl Writer {
@@ -124,11 +94,14 @@ impl Writer {
                     }
                     return;
                 }
-                Err(e) => tracing::warn!(
-                    error = %e,
-                    deliveries = batch.len(),
-                    "a webhook batch failed; writing its deliveries one by one"
-                ),
+                Err(e) => {
+                    Metrics::add(&self.metrics.webhook_batches_retried, 1);
+                    tracing::warn!(
+                        error = %e,
+                        deliveries = batch.len(),
+                        "a webhook batch failed; writing its deliveries one by one"
+                    );
+                }
             }
         }
         for job in batch {
@@ -148,6 +121,7 @@ impl Writer {
     ) -> sqlx::Result<Vec<Vec<Recorded>>> {
         let mut changes = Vec::new();
         let mut tx = self.db.begin().await?;
+        serialize_writers(&mut tx).await?;
         let channel = store::channels::by_name(&mut tx.exec(), "whatsapp")
             .await?
             .ok_or(sqlx::Error::RowNotFound)?;
@@ -166,5 +140,21 @@ impl Writer {
             recorded.len() as u64,
         );
         Ok(recorded)
+    }
+}
+
+/// Two batches touching the same conversations in different orders would deadlock, and each
+/// deadlock costs PostgreSQL's `deadlock_timeout` (a second) before one batch gives way. So the
+/// writers of all instances on one PostgreSQL take turns: a transaction-scoped advisory lock,
+/// released at commit. (A second writer per instance measured no faster: the batch grows while
+/// the other commits.) SQLite has one writer at a time anyway.
+async fn serialize_writers(tx: &mut Tx) -> sqlx::Result<()> {
+    match tx {
+        Tx::Postgres(conn) => sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(WRITERS_LOCK)
+            .execute(&mut **conn)
+            .await
+            .map(|_| ()),
+        Tx::Sqlite(_) => Ok(()),
     }
 }

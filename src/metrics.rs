@@ -62,6 +62,8 @@ pub struct Metrics {
     /// Transactions that stored webhook deliveries, and the deliveries they held (group commit).
     pub webhook_batches: AtomicU64,
     pub webhook_batched_deliveries: AtomicU64,
+    /// Batches that failed and were written again one delivery per transaction.
+    pub webhook_batches_retried: AtomicU64,
     pub outbox_sent: AtomicU64,
     pub outbox_failed: AtomicU64,
     pub outbox_retried: AtomicU64,
@@ -160,6 +162,12 @@ impl Metrics {
             "switchboard_webhook_batched_deliveries_total",
             "Webhook deliveries stored by those transactions.",
             load(&self.webhook_batched_deliveries),
+        );
+        counter(
+            &mut out,
+            "switchboard_webhook_batches_retried_total",
+            "Batches that failed and were written again one delivery per transaction.",
+            load(&self.webhook_batches_retried),
         );
         if let Some(pending) = gauges.outbox_pending {
             gauge(

@@ -15,13 +15,13 @@ on_both_backends!(
 
 /// A second connection holding what the webhook's transaction needs: SQLite's write lock, or
 /// PostgreSQL's `messages` table. Released (rolled back) by [`Blocker::release`].
-enum Blocker {
+pub(crate) enum Blocker {
     Postgres(sqlx::PgConnection),
     Sqlite(sqlx::SqliteConnection),
 }
 
 impl Blocker {
-    async fn hold(app: &TestApp) -> Blocker {
+    pub(crate) async fn hold(app: &TestApp) -> Blocker {
         match app.backend {
             Backend::Postgres => {
                 let mut conn = sqlx::PgConnection::connect(&app.database_url)
@@ -46,7 +46,7 @@ impl Blocker {
         }
     }
 
-    async fn release(self) {
+    pub(crate) async fn release(self) {
         match self {
             Blocker::Postgres(mut conn) => sqlx::raw_sql("ROLLBACK")
                 .execute(&mut conn)
@@ -62,7 +62,12 @@ impl Blocker {
 }
 
 /// Posts a delivery of one text message in the background; the handle yields the status.
-fn deliver(app: &TestApp, wamid: &str, from: &str, body: &str) -> tokio::task::JoinHandle<u16> {
+pub(crate) fn deliver(
+    app: &TestApp,
+    wamid: &str,
+    from: &str,
+    body: &str,
+) -> tokio::task::JoinHandle<u16> {
     let request = app
         .client
         .post(app.url("/webhook/whatsapp"))
@@ -78,7 +83,7 @@ fn deliver(app: &TestApp, wamid: &str, from: &str, body: &str) -> tokio::task::J
 }
 
 /// A counter's value from `GET /metrics`.
-async fn counter(app: &TestApp, name: &str) -> u64 {
+pub(crate) async fn counter(app: &TestApp, name: &str) -> u64 {
     let text = app.get("/metrics").await.text().await.expect("metrics");
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
@@ -112,6 +117,10 @@ async fn deliveries_queued_behind_a_lock_are_acknowledged_after_one_shared_commi
     // The first delivery's transaction waits on the lock alone; the others queue behind it and
     // commit together.
     assert!(batches < 10, "20 deliveries took {batches} transactions");
+    assert_eq!(
+        counter(&app, "switchboard_webhook_batches_retried_total").await,
+        0
+    );
 }
 
 async fn a_delivery_the_database_rejects_fails_alone(backend: Backend) {
@@ -179,4 +188,8 @@ async fn a_delivery_the_database_rejects_fails_alone(backend: Backend) {
         .filter_map(|m| m["content"].as_str())
         .collect();
     assert!(!contents.contains(&"poison"));
+    assert_eq!(
+        counter(&app, "switchboard_webhook_batches_retried_total").await,
+        1
+    );
 }

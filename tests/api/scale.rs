@@ -1,5 +1,6 @@
 //! Several instances on one PostgreSQL: every socket gets every event once, whichever instance
-//! stored it; the outbox sends each message once; a dropped database connection is survived.
+//! stored it; the outbox sends each message once; webhook batches of two instances do not
+//! deadlock; a dropped database connection is survived.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,6 +14,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 use crate::helpers::{
     fresh_database, postgres_available, proxied_postgres, text_delivery, Backend, TestApp,
 };
+use crate::ingest::{counter, deliver, Blocker};
 
 /// Two instances on one fresh database, with extra configuration.
 async fn two_instances(vars: &[(&str, &str)]) -> (TestApp, TestApp) {
@@ -219,5 +221,46 @@ async fn both_instances_recover_from_a_lost_database_connection_and_sockets_resy
     for socket in [&mut on_a, &mut on_b] {
         assert_eq!(socket.next_event().await["type"], "new_conversation");
         assert_eq!(socket.next_event().await["data"]["content"], "¿sigue?");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_batches_of_two_instances_touching_the_same_conversations_take_turns() {
+    if !postgres_available() {
+        return;
+    }
+    let (a, b) = two_instances(&[]).await;
+    let senders: Vec<String> = (0..12).map(|i| format!("3465500000{i:02}")).collect();
+    for (i, sender) in senders.iter().enumerate() {
+        assert_eq!(
+            deliver(&a, &format!("wamid.open-{i}"), sender, "hi")
+                .await
+                .ok(),
+            Some(200)
+        );
+    }
+    // Both instances queue a batch over the same conversations, in opposite orders, while the
+    // messages table is locked; released, the two batches run at the same time.
+    let blocker = Blocker::hold(&a).await;
+    let mut pending = Vec::new();
+    for (i, sender) in senders.iter().enumerate() {
+        pending.push(deliver(&a, &format!("wamid.a-{i}"), sender, "a"));
+    }
+    for (i, sender) in senders.iter().enumerate().rev() {
+        pending.push(deliver(&b, &format!("wamid.b-{i}"), sender, "b"));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    blocker.release().await;
+    for p in pending {
+        assert_eq!(p.await.expect("task"), 200);
+    }
+    let (_, stored, _) = a.list("/api/v1/messages").await;
+    assert_eq!(stored, Some(3 * senders.len() as i64));
+    for app in [&a, &b] {
+        assert_eq!(
+            counter(app, "switchboard_webhook_batches_retried_total").await,
+            0,
+            "a batch failed (a deadlock) and was written again delivery by delivery"
+        );
     }
 }
