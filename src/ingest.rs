@@ -104,12 +104,21 @@ impl Writer {
                 }
             }
         }
+        let mut reachable = true;
         for job in batch {
-            let result = self
-                .commit(std::iter::once(&job.webhook))
-                .await
-                .map(|mut recorded| recorded.pop().unwrap_or_default())
-                .map_err(ApiError::from);
+            // Once the database is out of reach, the rest are answered at once rather than
+            // each waiting out the pool's timeout in turn.
+            let result = if reachable {
+                self.commit(std::iter::once(&job.webhook))
+                    .await
+                    .map(|mut recorded| recorded.pop().unwrap_or_default())
+                    .map_err(|e| {
+                        reachable = !store::is_unavailable(&e);
+                        ApiError::from(e)
+                    })
+            } else {
+                Err(ApiError::Unavailable)
+            };
             let _ = job.done.send(result);
         }
     }
