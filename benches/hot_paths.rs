@@ -19,7 +19,7 @@ use switchboard::realtime::Event;
 
 const TEXT_1: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/meta/whatsapp/text_1.json"
+    "/tests/fixtures/meta/whatsapp/text_1.json"
 ));
 
 /// The fixture with its one message repeated `n` times, each with its own wamid and sender:

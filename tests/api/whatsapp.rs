@@ -33,7 +33,7 @@ const TOKEN: &str = "test-access-token";
 const PHONE_NUMBER_ID: &str = "106540352242922";
 
 fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/meta/whatsapp")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/meta/whatsapp")
 }
 
 fn fixtures() -> Vec<(String, Vec<u8>)> {

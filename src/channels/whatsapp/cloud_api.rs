@@ -163,7 +163,7 @@ mod tests {
 
     fn fixture(name: &str) -> Value {
         let path = format!(
-            "{}/../shared/fixtures/meta/whatsapp_api/{name}",
+            "{}/tests/fixtures/meta/whatsapp_api/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -72,7 +72,7 @@ mod tests {
 
     const FIXTURE: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/meta/whatsapp/text_1.json"
+        "/tests/fixtures/meta/whatsapp/text_1.json"
     );
 
     fn body() -> Vec<u8> {

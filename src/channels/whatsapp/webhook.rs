@@ -427,7 +427,7 @@ mod tests {
 
     const FIXTURES: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/meta/whatsapp"
+        "/tests/fixtures/meta/whatsapp"
     );
 
     /// Every fixture as (file name, bytes), sorted by name.
