@@ -12,9 +12,10 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use switchboard::channels::whatsapp::{signature, webhook};
+use switchboard::channels::meta::signature;
+use switchboard::channels::whatsapp::webhook;
 use switchboard::config::Secret;
-use switchboard::domain::Message;
+use switchboard::domain::{ChannelKind, Direction, Message, Status};
 use switchboard::realtime::Event;
 
 const TEXT_1: &str = include_str!(concat!(
@@ -56,7 +57,7 @@ fn message() -> Message {
         id: 123_456,
         content: "Hola, quiero hacer una reserva para el sábado".into(),
         message_type: "text".into(),
-        direction: "inbound".into(),
+        direction: Direction::Inbound,
         sender_name: Some("Ana".into()),
         sender_identifier: Some("34600123456".into()),
         timestamp: at,
@@ -68,9 +69,9 @@ fn message() -> Message {
         external_message_id: Some("wamid.HBgLMzQ2MDAxMjM0NTYVAgASGBQzQUZCRTQ2".into()),
         is_read: false,
         created_at: at,
-        status: "received".into(),
+        status: Status::Received,
         error: None,
-        channel: "whatsapp".into(),
+        channel: ChannelKind::Whatsapp,
     }
 }
 

@@ -1,6 +1,7 @@
-//! `App::build` wires configuration, database, hub and router around a bound listener (port 0
-//! in tests); `App::run` serves until the shutdown future resolves, then stops accepting,
-//! finishes in-flight requests and closes every WebSocket with a close frame.
+//! `App::build` wires configuration, database, hub and services around a bound listener (port 0
+//! in tests); `App::run` starts every background task, serves until the shutdown future
+//! resolves, then stops accepting, finishes in-flight requests, closes every WebSocket with a
+//! close frame and waits for the background tasks.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,18 +9,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::assistant::Assistant;
-use crate::channels::whatsapp::cloud_api::CloudApi;
 use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Services};
+use crate::inbox::ingest::{self, Ingest};
 use crate::metrics::Metrics;
-use crate::outbox::Outbox;
-use crate::realtime::relay::Listener;
+use crate::outbox::{Dispatch, Outbox};
+use crate::publish::Publisher;
 use crate::realtime::{Hub, Relay};
-use crate::store::{Db, PoolSettings};
+use crate::store::{Db, EventListener, PoolSettings};
 
-/// How long shutdown waits for sockets to say goodbye and an in-flight send to finish.
+/// How long shutdown waits for sockets to say goodbye and background work to finish.
 const DRAIN: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
@@ -38,29 +40,31 @@ pub struct App {
     listener: TcpListener,
     state: AppState,
     address: SocketAddr,
+    /// Background work that must not start before `run`.
+    background: Background,
+}
+
+/// What `run` starts besides the HTTP server.
+struct Background {
     /// The PostgreSQL `LISTEN` session of the event relay, connected before serving.
-    events: Option<Listener>,
+    events: Option<EventListener>,
     /// `METRICS_ADDR`'s listener, when configured.
     metrics: Option<TcpListener>,
+    /// The group-commit writer of webhook deliveries.
+    ingest: ingest::Writer,
 }
 
 impl App {
-    /// Opens the database, applies migrations and prepares the router.
+    /// Opens the database, applies migrations and builds the services.
     pub async fn build(config: Config, listener: TcpListener) -> Result<App, StartError> {
         let db = open_database(&config).await?;
-        if config.api_keys.is_none() {
-            tracing::warn!("API_KEYS is not set: /api/v1 and the WebSocket are open to anyone who can reach this port");
-        }
+        warn_about_open_doors(&config);
         let address = listener.local_addr()?;
-        if config.whatsapp.app_secrets.is_empty() {
-            tracing::warn!(
-                "WHATSAPP_APP_SECRET is not set: /webhook/whatsapp accepts unsigned deliveries"
-            );
-        }
         let hub = Arc::new(Hub::new(config.ws_queue_capacity));
         let relay = Relay::new(&db, hub);
+        let publisher = Publisher::new(db.clone(), relay.clone());
         let metrics = Arc::new(Metrics::default());
-        let events_listener = relay.connect().await?;
+        let events = relay.connect().await?;
         let metrics_listener = match config.metrics_addr {
             Some(address) => Some(TcpListener::bind(address).await.map_err(|e| {
                 StartError::Io(std::io::Error::new(
@@ -70,33 +74,41 @@ impl App {
             })?),
             None => None,
         };
-        let cloud_api = CloudApi::from_config(&config.whatsapp).map_err(StartError::Http)?;
+        let dispatch = Dispatch::from_config(&config).map_err(StartError::Http)?;
         let outbox = Outbox::new(
-            db.clone(),
-            relay.clone(),
+            publisher.clone(),
             metrics.clone(),
-            cloud_api,
+            dispatch,
             config.outbox.clone(),
             config.whatsapp.timeout,
         );
-        if config.gateway_keys.is_none() {
-            tracing::warn!("AI_ASSISTANTS_API_KEYS is not set: the gateway endpoint accepts any caller (dev mode)");
-        }
         let assistant = Assistant::new(
-            db.clone(),
-            relay.clone(),
+            publisher.clone(),
             metrics.clone(),
             outbox.clone(),
             config.assistant.clone(),
         )
         .map_err(StartError::Http)?;
-        let state = AppState::new(config, db, relay, metrics, outbox, assistant);
+        let (ingest, ingest_writer) = Ingest::new(publisher.clone(), metrics.clone());
+        let state = AppState::new(Services {
+            config,
+            db,
+            relay,
+            publisher,
+            metrics,
+            outbox,
+            assistant,
+            ingest,
+        });
         Ok(App {
             listener,
             state,
             address,
-            events: events_listener,
-            metrics: metrics_listener,
+            background: Background {
+                events,
+                metrics: metrics_listener,
+                ingest: ingest_writer,
+            },
         })
     }
 
@@ -117,31 +129,12 @@ impl App {
             listener,
             state,
             address,
-            events,
-            metrics,
+            background,
         } = self;
         let token = state.shutdown().clone();
         let tasks = state.tasks().clone();
         let db = state.db().clone();
-        tasks.spawn(state.outbox().clone().run(token.clone()));
-        tasks.spawn(
-            state
-                .relay()
-                .clone()
-                .listen(db.clone(), events, token.clone()),
-        );
-        if let Some(listener) = metrics {
-            let router = http::metrics::standalone(state.clone());
-            let stop = token.clone();
-            tasks.spawn(async move {
-                let served = axum::serve(listener, router)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await;
-                if let Err(e) = served {
-                    tracing::warn!(error = %e, "the metrics listener stopped");
-                }
-            });
-        }
+        start_background(&state, background, &token);
         let router = http::router(state);
         tracing::info!(%address, backend = ?db.backend(), "listening");
         let stop = token.clone();
@@ -157,10 +150,54 @@ impl App {
         token.cancel();
         tasks.close();
         if tokio::time::timeout(DRAIN, tasks.wait()).await.is_err() {
-            tracing::warn!("some WebSockets or an outbox send did not finish in time");
+            tracing::warn!("some WebSockets or background work did not finish in time");
         }
         db.close().await;
         Ok(())
+    }
+}
+
+/// Every background task, started in this one place and tracked, so shutdown waits for them.
+/// Workers stop taking new work when `token` is cancelled; the ingest writer stops once the
+/// server, whose requests feed it, has stopped (it ends when the last handle is dropped).
+fn start_background(state: &AppState, background: Background, token: &CancellationToken) {
+    let tasks = state.tasks();
+    tasks.spawn(background.ingest.run());
+    tasks.spawn(state.outbox().clone().run(token.clone()));
+    tasks.spawn(
+        state
+            .relay()
+            .clone()
+            .listen(background.events, token.clone()),
+    );
+    if let Some(listener) = background.metrics {
+        let router = http::metrics::standalone(state.clone());
+        let stop = token.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
+}
+
+/// Start-up warnings for settings that leave an endpoint open to anyone.
+fn warn_about_open_doors(config: &Config) {
+    if config.api_keys.is_none() {
+        tracing::warn!("API_KEYS is not set: /api/v1 and the WebSocket are open to anyone who can reach this port");
+    }
+    if config.whatsapp.app_secrets.is_empty() {
+        tracing::warn!(
+            "WHATSAPP_APP_SECRET is not set: /webhook/whatsapp accepts unsigned deliveries"
+        );
+    }
+    if config.gateway_keys.is_none() {
+        tracing::warn!(
+            "AI_ASSISTANTS_API_KEYS is not set: the gateway endpoint accepts any caller (dev mode)"
+        );
     }
 }
 

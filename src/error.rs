@@ -139,6 +139,16 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<crate::inbox::ingest::IngestError> for ApiError {
+    fn from(e: crate::inbox::ingest::IngestError) -> Self {
+        use crate::inbox::ingest::IngestError;
+        match e {
+            IngestError::Unavailable => ApiError::Unavailable,
+            IngestError::Failed(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -6,7 +6,7 @@
 pub mod app;
 /// The LLM assistant: OpenAI-compatible client and reply orchestration.
 pub mod assistant;
-/// Providers (WhatsApp today): webhook signatures and parsing, one folder each.
+/// The providers, one folder each, and each channel's addressing rules.
 pub mod channels;
 /// Configuration from the environment; every variable is listed in its module doc.
 pub mod config;
@@ -16,14 +16,14 @@ pub mod domain;
 pub mod error;
 /// The REST routes, extractors and middleware.
 pub mod http;
-/// Recording inbound messages and provider statuses, race-free and idempotent.
+/// The inbound seam: channel-neutral records, one recorder, group commit of deliveries.
 pub mod inbox;
-/// Group commit: concurrent webhook deliveries stored in one transaction.
-pub mod ingest;
 /// Prometheus metrics.
 pub mod metrics;
-/// Outbound delivery: store first, send, retry in the background.
+/// Outbound delivery: store first, send through the channel's provider, retry in the background.
 pub mod outbox;
+/// The unit of work every write goes through: store, commit, then publish.
+pub mod publish;
 /// The WebSocket hub and per-connection loops.
 pub mod realtime;
 /// PostgreSQL or SQLite behind one query interface.

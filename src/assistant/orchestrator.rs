@@ -14,13 +14,14 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::llm::{LlmClient, Turn};
+use crate::channels::rules;
 use crate::config;
-use crate::domain::{now, Conversation, Direction, Message, PhoneNumber, Status};
-use crate::inbox::{self, Inbound};
+use crate::domain::{now, Change, ChannelKind, Conversation, Direction, Message, Status};
+use crate::inbox::{self, Incoming};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Outgoing};
-use crate::realtime::{Change, Relay};
-use crate::store::{self, conversations, messages, Db};
+use crate::publish::Publisher;
+use crate::store::{conversations, messages, Db};
 
 /// How often a duplicate request looks for the first request's reply.
 const REPLY_POLL: Duration = Duration::from_millis(100);
@@ -47,7 +48,7 @@ pub struct GatewayReply {
 #[derive(Clone)]
 pub struct Assistant {
     db: Db,
-    relay: Relay,
+    publisher: Publisher,
     metrics: Arc<Metrics>,
     outbox: Outbox,
     llm: Option<LlmClient>,
@@ -57,8 +58,7 @@ pub struct Assistant {
 
 impl Assistant {
     pub fn new(
-        db: Db,
-        relay: Relay,
+        publisher: Publisher,
         metrics: Arc<Metrics>,
         outbox: Outbox,
         settings: config::Assistant,
@@ -66,8 +66,8 @@ impl Assistant {
         let llm = settings.llm.as_ref().map(LlmClient::new).transpose()?;
         let llm_timeout = settings.llm.as_ref().map(|l| l.timeout).unwrap_or_default();
         Ok(Assistant {
-            db,
-            relay,
+            db: publisher.db().clone(),
+            publisher,
             metrics,
             outbox,
             llm,
@@ -82,25 +82,16 @@ impl Assistant {
 
     /// Stores the gateway's message and returns the reply to deliver.
     pub async fn handle_gateway(&self, inbound: GatewayInbound) -> sqlx::Result<GatewayReply> {
-        let mut ex = self.db.exec();
-        let channel = store::channels::by_name(&mut ex, "whatsapp")
-            .await?
-            .ok_or(sqlx::Error::RowNotFound)?;
+        let channel = ChannelKind::Whatsapp;
         let from = inbound.from_number.trim();
-        // Baileys addresses users as `34600123456@s.whatsapp.net`; the conversation key is the
-        // number's digits, shared with Cloud API webhooks for the same customer.
-        let user = from.split('@').next().unwrap_or(from);
-        let external_id = PhoneNumber::parse(user)
-            .map(|p| p.digits().to_string())
-            .unwrap_or_else(|_| user.to_string());
         let metadata = json!({
             "source": "gateway",
             "project": inbound.project,
             "gateway_message_id": inbound.message_id,
         });
-        let record = Inbound {
-            channel_id: channel.id,
-            external_id,
+        let record = Incoming {
+            // A Baileys JID keys as its number, shared with Cloud API webhooks for the customer.
+            conversation_key: rules(channel).conversation_key(from),
             participant_identifier: from.to_string(),
             participant_name: None,
             content: inbound.text.clone(),
@@ -109,18 +100,15 @@ impl Assistant {
             external_message_id: Some(inbound.message_id.clone()),
             metadata: Some(metadata.to_string()),
         };
-        let mut changes = Vec::new();
-        let mut tx = self.db.begin().await?;
-        let recorded = inbox::record(&mut tx.exec(), &record, &mut changes).await?;
-        self.relay.notify_in(&mut tx, &changes).await?;
-        tx.commit().await?;
-        self.relay.committed(&changes);
+        let mut uow = self.publisher.begin().await?;
+        let recorded = inbox::record_message(&mut uow, channel, &record).await?;
+        uow.commit().await?;
 
         let (message, first_delivery) = match recorded.message {
             Some(message) => (message, true),
             None => {
                 let existing =
-                    messages::by_external_id(&mut self.db.exec(), channel.id, &inbound.message_id)
+                    messages::by_external_id(&mut self.db.exec(), channel, &inbound.message_id)
                         .await?;
                 (existing.ok_or(sqlx::Error::RowNotFound)?, false)
             }
@@ -150,7 +138,7 @@ impl Assistant {
         let (text, metadata) = self.compose(&conversation, &message).await?;
         let reply = messages::NewMessage {
             conversation_id: conversation.id,
-            channel_id: channel.id,
+            channel,
             content: text,
             message_type: "text".into(),
             direction: Direction::Outbound,
@@ -164,17 +152,16 @@ impl Assistant {
             is_read: true,
             error: None,
             reply_to_message_id: Some(message.id),
+            recipient: None,
         };
-        let mut tx = self.db.begin().await?;
-        let stored = messages::insert(&mut tx.exec(), &reply, now()).await?;
-        tx.commit().await?;
+        let mut uow = self.publisher.begin().await?;
+        let stored = messages::insert(&mut uow.exec(), &reply, now()).await?;
+        if let Some(stored) = &stored {
+            uow.push(Change::NewMessage(stored.clone()));
+        }
+        uow.commit().await?;
         let stored = match stored {
-            Some(stored) => {
-                self.relay
-                    .publish_all(&[Change::NewMessage(stored.clone())])
-                    .await;
-                stored
-            }
+            Some(stored) => stored,
             // Another request stored its reply first: everyone answers with that one.
             None => messages::reply_to(&mut self.db.exec(), message.id)
                 .await?
@@ -203,25 +190,22 @@ impl Assistant {
             return Ok(());
         }
         let (text, metadata) = self.compose(&conversation, &message).await?;
-        let mut tx = self.db.begin().await?;
+        let mut uow = self.publisher.begin().await?;
         // An agent may have stepped in while the LLM was thinking.
-        let current = conversations::get(&mut tx.exec(), conversation.id).await?;
+        let current = conversations::get(&mut uow.exec(), conversation.id).await?;
         if !current.is_some_and(|c| c.assistant_enabled) {
             return Ok(());
         }
         let outgoing = Outgoing {
             conversation_id: conversation.id,
-            channel_id: conversation.channel_id,
+            channel: message.channel,
             recipient: conversation.external_id.clone(),
             content: text,
             sender_name: Some("assistant".into()),
             metadata: Some(metadata.to_string()),
             reply_to_message_id: Some(message.id),
         };
-        self.outbox
-            .submit(tx, outgoing, Vec::new())
-            .await
-            .map(|_| ())
+        self.outbox.submit(uow, outgoing).await.map(|_| ())
     }
 
     /// The reply text and its metadata: the LLM's answer, or the fallback with its reason.
@@ -246,7 +230,7 @@ impl Assistant {
             content: self.settings.system_prompt.clone(),
         });
         turns.extend(history.into_iter().map(|m| Turn {
-            role: if m.direction == "inbound" {
+            role: if m.direction == Direction::Inbound {
                 "user"
             } else {
                 "assistant"

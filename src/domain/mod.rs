@@ -1,9 +1,15 @@
 //! The inbox's records and the small parsed types that guard their invariants.
 
+mod change;
+mod channel;
 mod phone;
+mod status;
 mod time;
 
+pub use change::Change;
+pub use channel::ChannelKind;
 pub use phone::PhoneNumber;
+pub use status::{Direction, Status};
 pub use time::{now, parse_timestamp};
 
 use chrono::{DateTime, Utc};
@@ -48,9 +54,7 @@ pub struct Message {
     pub id: i64,
     pub content: String,
     pub message_type: String,
-    /// `inbound` or `outbound`.
-    #[schema(example = "inbound")]
-    pub direction: String,
+    pub direction: Direction,
     pub sender_name: Option<String>,
     pub sender_identifier: Option<String>,
     pub timestamp: DateTime<Utc>,
@@ -61,76 +65,14 @@ pub struct Message {
     pub is_read: bool,
     pub created_at: DateTime<Utc>,
     /// `received` (inbound); `pending`, `sent`, `delivered`, `read` or `failed` (outbound).
-    #[schema(example = "received")]
-    pub status: String,
+    pub status: Status,
     /// The provider's reason when a send failed.
     pub error: Option<String>,
-    /// The channel's name: part of the `new_message` event, not of the REST body.
+    /// The message's channel (read from `channel_id`): part of the `new_message` event, not of
+    /// the REST body.
     #[serde(skip)]
     #[schema(ignore)]
-    pub channel: String,
-}
-
-/// Which way a message travelled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    Inbound,
-    Outbound,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Direction> {
-        match s {
-            "inbound" => Some(Direction::Inbound),
-            "outbound" => Some(Direction::Outbound),
-            _ => None,
-        }
-    }
-}
-
-/// Delivery state. Inbound messages are `received`; outbound ones move forward through
-/// `pending → sent → delivered → read`, or end `failed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Status {
-    Received,
-    Pending,
-    Sent,
-    Delivered,
-    Read,
-    Failed,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Received => "received",
-            Status::Pending => "pending",
-            Status::Sent => "sent",
-            Status::Delivered => "delivered",
-            Status::Read => "read",
-            Status::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Status> {
-        Some(match s {
-            "received" => Status::Received,
-            "pending" => Status::Pending,
-            "sent" => Status::Sent,
-            "delivered" => Status::Delivered,
-            "read" => Status::Read,
-            "failed" => Status::Failed,
-            _ => return None,
-        })
-    }
+    pub channel: ChannelKind,
 }
 
 /// Sort order of message lists.
@@ -139,3 +81,44 @@ pub enum Order {
     Asc,
     Desc,
 }
+
+/// Implements reading a type from a TEXT column on both backends through its `parse`.
+macro_rules! text_column {
+    ($t:ty) => {
+        impl sqlx::Type<sqlx::Postgres> for $t {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+        impl sqlx::Type<sqlx::Sqlite> for $t {
+            fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+                <&str as sqlx::Type<sqlx::Sqlite>>::type_info()
+            }
+            fn compatible(ty: &sqlx::sqlite::SqliteTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Sqlite>>::compatible(ty)
+            }
+        }
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $t {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+                <$t>::parse(text)
+                    .ok_or_else(|| format!("unknown {}: {text:?}", stringify!($t)).into())
+            }
+        }
+        impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for $t {
+            fn decode(
+                value: sqlx::sqlite::SqliteValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<sqlx::Sqlite>>::decode(value)?;
+                <$t>::parse(text)
+                    .ok_or_else(|| format!("unknown {}: {text:?}", stringify!($t)).into())
+            }
+        }
+    };
+}
+pub(crate) use text_column;

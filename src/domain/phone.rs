@@ -6,7 +6,7 @@ pub struct PhoneNumber(String);
 
 impl PhoneNumber {
     /// Accepts digits with an optional leading `+`, and spaces, dashes, dots and parentheses
-    /// between them; 5 to 15 digits (E.164 allows at most 15).
+    /// between them; 7 to 15 digits (E.164 allows at most 15).
     pub fn parse(input: &str) -> Result<PhoneNumber, &'static str> {
         let s = input.trim();
         let s = s.strip_prefix('+').unwrap_or(s);
@@ -18,8 +18,8 @@ impl PhoneNumber {
                 _ => return Err("a phone number may hold only digits, an optional leading +, spaces, dashes, dots and parentheses"),
             }
         }
-        if !(5..=15).contains(&digits.len()) {
-            return Err("a phone number has between 5 and 15 digits");
+        if !(7..=15).contains(&digits.len()) {
+            return Err("a phone number has between 7 and 15 digits");
         }
         Ok(PhoneNumber(digits))
     }

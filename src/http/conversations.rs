@@ -11,9 +11,9 @@ use serde::{Deserialize, Deserializer};
 use super::docs::{BodyErrors, ConversationFilters, ItemErrors, ListErrors, MessageFilters};
 use super::extract::{check_id_len, JsonBody, Params, PathId};
 use super::{listing, messages, AppState};
-use crate::domain::{now, Conversation, Message, PhoneNumber};
+use crate::channels::rules;
+use crate::domain::{now, Change, ChannelKind, Conversation, Message};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::realtime::Change;
 use crate::store::{self, conversations};
 
 pub fn router() -> Router<AppState> {
@@ -65,38 +65,28 @@ pub(super) async fn create(
     if let Some(external_id) = &body.external_id {
         check_id_len(&["body", "external_id"], external_id)?;
     }
-    let mut ex = state.db().exec();
-    let channel = store::channels::by_id(&mut ex, body.channel_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::invalid(&["body", "channel_id"], "Unknown channel", "value_error")
-        })?;
+    let channel = ChannelKind::from_id(body.channel_id).ok_or_else(|| {
+        ApiError::invalid(&["body", "channel_id"], "Unknown channel", "value_error")
+    })?;
     let external_id = body
         .external_id
         .map(|e| e.trim().to_string())
         .filter(|e| !e.is_empty())
         .unwrap_or_else(|| identifier.clone());
-    // WhatsApp keys conversations by the number's digits; a business-scoped user id (no phone
-    // number) is kept as it is.
-    let external_id = match PhoneNumber::parse(&external_id) {
-        Ok(phone) if channel.name == "whatsapp" => phone.digits().to_string(),
-        _ => external_id,
-    };
     let new = conversations::NewConversation {
-        channel_id: channel.id,
-        external_id,
+        channel,
+        external_id: rules(channel).conversation_key(&external_id),
         participant_identifier: identifier,
         participant_name: body.participant_name,
     };
-    let created = conversations::create(&mut ex, &new, now())
+    let mut uow = state.publisher().begin().await?;
+    let created = conversations::create(&mut uow.exec(), &new, now())
         .await?
         .ok_or_else(|| {
             ApiError::conflict("a conversation with this channel and external_id exists")
         })?;
-    state
-        .relay()
-        .publish_all(&[Change::NewConversation(created.clone())])
-        .await;
+    uow.push(Change::NewConversation(created.clone()));
+    uow.commit().await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -139,13 +129,12 @@ pub(super) async fn update(
         is_active: body.is_active,
         assistant_enabled: body.assistant_enabled,
     };
-    let updated = conversations::update(&mut state.db().exec(), id, &changes, now())
+    let mut uow = state.publisher().begin().await?;
+    let updated = conversations::update(&mut uow.exec(), id, &changes, now())
         .await?
         .ok_or_else(|| ApiError::not_found("conversation"))?;
-    state
-        .relay()
-        .publish_all(&[Change::ConversationUpdated(updated.clone())])
-        .await;
+    uow.push(Change::ConversationUpdated(updated.clone()));
+    uow.commit().await?;
     Ok(Json(updated))
 }
 
@@ -155,20 +144,16 @@ pub(super) async fn mark_read(
     State(state): State<AppState>,
     PathId(id): PathId,
 ) -> ApiResult<Json<Conversation>> {
-    let mut tx = state.db().begin().await?;
-    let mut ex = tx.exec();
-    if conversations::get(&mut ex, id).await?.is_none() {
+    let mut uow = state.publisher().begin().await?;
+    if conversations::get(&mut uow.exec(), id).await?.is_none() {
         return Err(ApiError::not_found("conversation"));
     }
-    conversations::mark_read(&mut ex, id).await?;
-    let conversation = conversations::get(&mut ex, id)
+    conversations::mark_read(&mut uow.exec(), id).await?;
+    let conversation = conversations::get(&mut uow.exec(), id)
         .await?
         .ok_or_else(|| ApiError::not_found("conversation"))?;
-    tx.commit().await?;
-    state
-        .relay()
-        .publish_all(&[Change::ConversationUpdated(conversation.clone())])
-        .await;
+    uow.push(Change::ConversationUpdated(conversation.clone()));
+    uow.commit().await?;
     Ok(Json(conversation))
 }
 
@@ -179,7 +164,7 @@ pub(super) async fn list_messages(
     PathId(id): PathId,
     params: Params,
 ) -> ApiResult<Response> {
-    let mut query = messages::list_query(&state, &params).await?;
+    let mut query = messages::list_query(&params)?;
     if conversations::get(&mut state.db().exec(), id)
         .await?
         .is_none()

@@ -11,9 +11,8 @@ use serde_json::Value;
 use super::docs::{BodyErrors, ItemErrors, ListErrors, MessageFilters};
 use super::extract::{check_id_len, JsonBody, Params, PathId};
 use super::{listing, AppState};
-use crate::domain::{now, parse_timestamp, Direction, Message, Order, Status};
+use crate::domain::{now, parse_timestamp, Change, ChannelKind, Direction, Message, Order, Status};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::realtime::Change;
 use crate::store::{self, messages};
 
 pub fn router() -> Router<AppState> {
@@ -23,20 +22,15 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The filters shared by `GET /messages` and `GET /conversations/{id}/messages`.
-pub(super) async fn list_query(
-    state: &AppState,
-    params: &Params,
-) -> ApiResult<messages::ListQuery> {
+pub(super) fn list_query(params: &Params) -> ApiResult<messages::ListQuery> {
     let (limit, offset) = params.page()?;
-    let channel_id = match params.str("channel")? {
-        None => None,
-        Some(name) => Some(
-            store::channels::by_name(&mut state.db().exec(), name)
-                .await?
-                .ok_or_else(|| ApiError::invalid(&["query", "channel"], "Unknown channel", "enum"))?
-                .id,
-        ),
-    };
+    let channel =
+        match params.str("channel")? {
+            None => None,
+            Some(name) => Some(ChannelKind::parse(name).ok_or_else(|| {
+                ApiError::invalid(&["query", "channel"], "Unknown channel", "enum")
+            })?),
+        };
     let direction = match params.str("direction")? {
         None => None,
         Some(d) => Some(Direction::parse(d).ok_or_else(|| {
@@ -60,7 +54,7 @@ pub(super) async fn list_query(
     };
     Ok(messages::ListQuery {
         conversation_id: params.int("conversation_id")?,
-        channel_id,
+        channel,
         direction,
         before_id: params.int("before_id")?,
         after_id: params.int("after_id")?,
@@ -73,7 +67,7 @@ pub(super) async fn list_query(
 #[utoipa::path(get, path = "/api/v1/messages", operation_id = "list_messages", tag = "messages", params(MessageFilters), responses((status = 200, description = "A page of messages", body = Vec<Message>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ListErrors), security((), ("api_key" = []), ("bearer" = [])))]
 /// Messages by timestamp (ties by id), with filters.
 pub(super) async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
-    let query = list_query(&state, &params).await?;
+    let query = list_query(&params)?;
     let (items, total) = messages::list(&mut state.db().exec(), &query).await?;
     Ok(listing(items, total))
 }
@@ -157,9 +151,8 @@ pub(super) async fn create(
     if let Some(id) = &external_message_id {
         check_id_len(&["body", "external_message_id"], id)?;
     }
-    let mut tx = state.db().begin().await?;
-    let mut ex = tx.exec();
-    let conversation = store::conversations::get(&mut ex, body.conversation_id)
+    let mut uow = state.publisher().begin().await?;
+    let conversation = store::conversations::get(&mut uow.exec(), body.conversation_id)
         .await?
         .ok_or_else(|| {
             ApiError::invalid(
@@ -168,9 +161,11 @@ pub(super) async fn create(
                 "value_error",
             )
         })?;
+    let channel = ChannelKind::from_id(conversation.channel_id)
+        .ok_or_else(|| ApiError::Internal("a conversation on an unknown channel".into()))?;
     let new = messages::NewMessage {
         conversation_id: conversation.id,
-        channel_id: conversation.channel_id,
+        channel,
         content: body.content,
         message_type: body.message_type,
         direction: body.direction,
@@ -187,16 +182,15 @@ pub(super) async fn create(
         is_read: body.is_read,
         error: None,
         reply_to_message_id: None,
+        recipient: None,
     };
-    let stored = messages::insert(&mut ex, &new, now())
+    let stored = messages::insert(&mut uow.exec(), &new, now())
         .await?
         .ok_or_else(|| {
             ApiError::conflict("this channel already has a message with this external_message_id")
         })?;
-    let changes = [Change::NewMessage(stored.clone())];
-    state.relay().notify_in(&mut tx, &changes).await?;
-    tx.commit().await?;
-    state.relay().committed(&changes);
+    uow.push(Change::NewMessage(stored.clone()));
+    uow.commit().await?;
     Ok((StatusCode::CREATED, Json(stored)).into_response())
 }
 
@@ -212,21 +206,20 @@ pub(super) async fn update(
     PathId(id): PathId,
     JsonBody(body): JsonBody<MessageUpdate>,
 ) -> ApiResult<Json<Message>> {
-    let mut ex = state.db().exec();
+    let mut uow = state.publisher().begin().await?;
     let message = match body.is_read {
-        Some(is_read) => messages::set_read(&mut ex, id, is_read).await?,
-        None => messages::get(&mut ex, id).await?,
+        Some(is_read) => messages::set_read(&mut uow.exec(), id, is_read).await?,
+        None => messages::get(&mut uow.exec(), id).await?,
     }
     .ok_or_else(|| ApiError::not_found("message"))?;
     if body.is_read.is_some() {
+        // Its conversation's unread count changed.
         if let Some(conversation) =
-            store::conversations::get(&mut ex, message.conversation_id).await?
+            store::conversations::get(&mut uow.exec(), message.conversation_id).await?
         {
-            state
-                .relay()
-                .publish_all(&[Change::ConversationUpdated(conversation)])
-                .await;
+            uow.push(Change::ConversationUpdated(conversation));
         }
     }
+    uow.commit().await?;
     Ok(Json(message))
 }

@@ -24,9 +24,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
 use crate::config::Config;
-use crate::ingest::Ingest;
+use crate::inbox::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
+use crate::publish::Publisher;
 use crate::realtime::{Hub, Relay};
 use crate::store::Db;
 
@@ -38,6 +39,7 @@ struct Inner {
     config: Config,
     db: Db,
     relay: Relay,
+    publisher: Publisher,
     metrics: Arc<Metrics>,
     outbox: Outbox,
     assistant: Assistant,
@@ -46,22 +48,36 @@ struct Inner {
     tasks: TaskTracker,
 }
 
+/// What [`AppState::new`] is built from: the long-lived services `App::build` creates.
+pub struct Services {
+    pub config: Config,
+    pub db: Db,
+    pub relay: Relay,
+    pub publisher: Publisher,
+    pub metrics: Arc<Metrics>,
+    pub outbox: Outbox,
+    pub assistant: Assistant,
+    pub ingest: Ingest,
+}
+
 impl AppState {
-    /// The state of a new server: its shutdown signal and task tracker start fresh, and its
-    /// webhook writers start (so this needs a Tokio runtime).
-    pub fn new(
-        config: Config,
-        db: Db,
-        relay: Relay,
-        metrics: Arc<Metrics>,
-        outbox: Outbox,
-        assistant: Assistant,
-    ) -> Self {
-        let ingest = Ingest::start(db.clone(), relay.clone(), metrics.clone());
+    /// The state of a new server; its shutdown signal and task tracker start fresh.
+    pub fn new(services: Services) -> Self {
+        let Services {
+            config,
+            db,
+            relay,
+            publisher,
+            metrics,
+            outbox,
+            assistant,
+            ingest,
+        } = services;
         AppState(Arc::new(Inner {
             config,
             db,
             relay,
+            publisher,
             metrics,
             outbox,
             assistant,
@@ -80,9 +96,13 @@ impl AppState {
     pub fn hub(&self) -> &Arc<Hub> {
         self.0.relay.hub()
     }
-    /// Where committed changes are published (to every instance's hub).
+    /// Cross-instance delivery of events (its state shows in `/health`).
     pub fn relay(&self) -> &Relay {
         &self.0.relay
+    }
+    /// Opens the unit of work every write goes through.
+    pub fn publisher(&self) -> &Publisher {
+        &self.0.publisher
     }
     pub fn shutdown(&self) -> &CancellationToken {
         &self.0.shutdown

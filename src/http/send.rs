@@ -1,4 +1,5 @@
-//! `POST /api/v1/send`: an agent's reply, stored `pending` before the provider is called.
+//! `POST /api/v1/send`: an agent's reply, stored `pending` before the provider is called. The
+//! channel's rules say who may be addressed and how long a text may be; the outbox sends it.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,14 +11,12 @@ use serde::{Deserialize, Serialize};
 use super::docs::BodyErrors;
 use super::extract::JsonBody;
 use super::AppState;
-use crate::domain::{now, Message, PhoneNumber};
+use crate::channels::{rules, ChannelRules};
+use crate::domain::{now, ChannelKind, Conversation, Message};
 use crate::error::{ApiError, ApiResult};
 use crate::outbox::{Outgoing, Submitted};
-use crate::realtime::Change;
-use crate::store::{self, conversations};
-
-/// WhatsApp's limit on a text body, in characters.
-const MAX_TEXT_CHARS: usize = 4096;
+use crate::publish::UnitOfWork;
+use crate::store::conversations;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/send", post(send))
@@ -26,13 +25,15 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"channel": "whatsapp", "to": "+34 600 123 456", "message": "¡Hola! ¿En qué te ayudo?"}))]
 pub(super) struct SendRequest {
-    /// A channel name; only `whatsapp` can send today.
+    /// A channel name: `whatsapp`, `instagram` or `gmail`.
     channel: String,
-    /// A phone number: digits, optional `+`, spaces, dashes, dots, parentheses.
-    to: String,
-    /// The text, 1 to 4096 characters.
+    /// Who to send to, as the channel addresses people: WhatsApp a phone number (7–15 digits,
+    /// `+` and formatting allowed), Instagram an IGSID, email an address. Optional with
+    /// `conversation_id` (the conversation's participant); naming anyone else is 422.
+    to: Option<String>,
+    /// The text: 1 to 4,096 characters on WhatsApp, 1,000 on Instagram.
     message: String,
-    /// Send in this conversation instead of the number's own.
+    /// Send in this conversation.
     conversation_id: Option<i64>,
 }
 
@@ -78,99 +79,140 @@ pub(super) async fn send(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<SendRequest>,
 ) -> ApiResult<Response> {
-    if body.message.trim().is_empty() {
+    let channel = ChannelKind::parse(&body.channel)
+        .ok_or_else(|| ApiError::invalid(&["body", "channel"], "Unknown channel", "enum"))?;
+    let rules = rules(channel);
+    check_text(rules, &body.message)?;
+    let to = match (&body.to, body.conversation_id) {
+        (Some(to), _) => Some(
+            rules
+                .recipient(to)
+                .map_err(|why| ApiError::invalid(&["body", "to"], why, "value_error"))?,
+        ),
+        (None, Some(_)) => None,
+        (None, None) => {
+            return Err(ApiError::invalid(
+                &["body", "to"],
+                "Field required",
+                "missing",
+            ))
+        }
+    };
+    if let Some(detail) = state.outbox().dispatch().unavailable(channel) {
+        return Err(ApiError::Client {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "channel_not_configured",
+            detail,
+        });
+    }
+
+    let mut uow = state.publisher().begin().await?;
+    let (conversation, recipient) = match body.conversation_id {
+        Some(id) => in_conversation(&mut uow, channel, id, to).await?,
+        // Without a conversation, `to` was required above.
+        None => {
+            let to = to.unwrap_or_default();
+            (open_conversation(&mut uow, channel, &to).await?, to)
+        }
+    };
+    // An agent stepping in silences the assistant in this conversation until handed back.
+    if let Some(updated) =
+        conversations::set_assistant(&mut uow.exec(), conversation.id, false, now()).await?
+    {
+        uow.conversation_changed(updated);
+    }
+    let outgoing = Outgoing {
+        conversation_id: conversation.id,
+        channel,
+        recipient,
+        content: body.message,
+        sender_name: Some("agent".into()),
+        metadata: None,
+        reply_to_message_id: None,
+    };
+    let submitted = state.outbox().submit(uow, outgoing).await?;
+    let submitted =
+        submitted.ok_or_else(|| ApiError::Internal("the reply was not stored".into()))?;
+    Ok(respond(conversation.id, submitted))
+}
+
+fn check_text(rules: &dyn ChannelRules, message: &str) -> ApiResult<()> {
+    if message.trim().is_empty() {
         return Err(ApiError::invalid(
             &["body", "message"],
             "String should have at least 1 character",
             "string_too_short",
         ));
     }
-    if body.message.chars().count() > MAX_TEXT_CHARS {
+    let max = rules.max_text_chars();
+    if message.chars().count() > max {
         return Err(ApiError::invalid(
             &["body", "message"],
-            format!("String should have at most {MAX_TEXT_CHARS} characters"),
+            format!("String should have at most {max} characters"),
             "string_too_long",
         ));
     }
-    let phone = PhoneNumber::parse(&body.to)
-        .map_err(|why| ApiError::invalid(&["body", "to"], why, "value_error"))?;
-    let channel = store::channels::by_name(&mut state.db().exec(), &body.channel)
+    Ok(())
+}
+
+/// The conversation `id` and who its participant is; a `to` naming someone else is refused.
+async fn in_conversation(
+    uow: &mut UnitOfWork,
+    channel: ChannelKind,
+    id: i64,
+    to: Option<String>,
+) -> ApiResult<(Conversation, String)> {
+    let invalid = |msg: &str| ApiError::invalid(&["body", "conversation_id"], msg, "value_error");
+    let conversation = conversations::get(&mut uow.exec(), id)
         .await?
-        .ok_or_else(|| ApiError::invalid(&["body", "channel"], "Unknown channel", "enum"))?;
-    if channel.name != "whatsapp" {
-        return Err(not_configured(format!(
-            "sending on {} is not supported yet",
-            channel.name
-        )));
+        .ok_or_else(|| invalid("Conversation not found"))?;
+    if conversation.channel_id != channel.id() {
+        return Err(invalid("The conversation belongs to another channel"));
     }
-    if !state.outbox().can_send_whatsapp() {
-        return Err(not_configured(
-            "WhatsApp sending is not configured: set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID".into(),
+    let rules = rules(channel);
+    let recipient = match to {
+        Some(to) if rules.conversation_key(&to) != conversation.external_id => {
+            return Err(ApiError::invalid(
+                &["body", "to"],
+                "The conversation's participant is someone else: leave `to` out to answer them",
+                "value_error",
+            ))
+        }
+        Some(to) => to,
+        None => rules
+            .recipient(&conversation.participant_identifier)
+            .or_else(|_| rules.recipient(&conversation.external_id))
+            .map_err(|_| {
+                invalid("The conversation's participant cannot be addressed on this channel")
+            })?,
+    };
+    Ok((conversation, recipient))
+}
+
+/// The conversation of `to` on `channel`, created (and announced) when new.
+async fn open_conversation(
+    uow: &mut UnitOfWork,
+    channel: ChannelKind,
+    to: &str,
+) -> ApiResult<Conversation> {
+    let key = rules(channel).conversation_key(to);
+    let new = conversations::NewConversation {
+        channel,
+        external_id: key,
+        participant_identifier: to.to_string(),
+        participant_name: None,
+    };
+    let upserted = conversations::upsert(&mut uow.exec(), &new, now()).await?;
+    if upserted.created {
+        uow.push(crate::domain::Change::NewConversation(
+            upserted.conversation.clone(),
         ));
     }
+    Ok(upserted.conversation)
+}
 
-    let mut changes = Vec::new();
-    let mut tx = state.db().begin().await?;
-    let mut ex = tx.exec();
-    let conversation = match body.conversation_id {
-        Some(id) => {
-            let c = conversations::get(&mut ex, id).await?.ok_or_else(|| {
-                ApiError::invalid(
-                    &["body", "conversation_id"],
-                    "Conversation not found",
-                    "value_error",
-                )
-            })?;
-            if c.channel_id != channel.id {
-                return Err(ApiError::invalid(
-                    &["body", "conversation_id"],
-                    "The conversation belongs to another channel",
-                    "value_error",
-                ));
-            }
-            c
-        }
-        None => {
-            let new = conversations::NewConversation {
-                channel_id: channel.id,
-                external_id: phone.digits().to_string(),
-                participant_identifier: phone.digits().to_string(),
-                participant_name: None,
-            };
-            let upserted = conversations::upsert(&mut ex, &new, now()).await?;
-            if upserted.created {
-                changes.push(Change::NewConversation(upserted.conversation.clone()));
-            }
-            upserted.conversation
-        }
-    };
-    // An agent stepping in silences the assistant in this conversation until handed back.
-    if let Some(updated) =
-        conversations::set_assistant(&mut ex, conversation.id, false, now()).await?
-    {
-        // A conversation created by this very request is announced once, as it now is.
-        match changes
-            .iter_mut()
-            .find(|c| matches!(c, Change::NewConversation(n) if n.id == updated.id))
-        {
-            Some(created) => *created = Change::NewConversation(updated),
-            None => changes.push(Change::ConversationUpdated(updated)),
-        }
-    }
-    let outgoing = Outgoing {
-        conversation_id: conversation.id,
-        channel_id: channel.id,
-        recipient: phone.digits().to_string(),
-        content: body.message,
-        sender_name: Some("agent".into()),
-        metadata: None,
-        reply_to_message_id: None,
-    };
-    let conversation_id = conversation.id;
-    let submitted = state.outbox().submit(tx, outgoing, changes).await?;
-    let submitted =
-        submitted.ok_or_else(|| ApiError::Internal("the reply was not stored".into()))?;
-    Ok(match submitted {
+fn respond(conversation_id: i64, submitted: Submitted) -> Response {
+    match submitted {
         Submitted::Sent(message) => Json(SendResult {
             success: true,
             message_id: message.external_message_id.clone(),
@@ -202,13 +244,5 @@ pub(super) async fn send(
             }),
         )
             .into_response(),
-    })
-}
-
-fn not_configured(detail: String) -> ApiError {
-    ApiError::Client {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        code: "channel_not_configured",
-        detail,
     }
 }

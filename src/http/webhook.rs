@@ -1,7 +1,7 @@
-//! `/webhook/whatsapp`: Meta's verification handshake (GET) and deliveries (POST). A delivery's
-//! signature is checked on the raw bytes before anything is parsed; everything it carries is
-//! committed before the 200, so an acknowledged message is never lost, and a redelivery
-//! changes nothing.
+//! Meta's webhooks (`/webhook/whatsapp`; Instagram plugs in beside it): the verification
+//! handshake (GET) and deliveries (POST). A delivery's signature is checked on the raw bytes
+//! before anything is parsed; everything it carries is committed (group commit) before the 200,
+//! so an acknowledged message is never lost, and a redelivery changes nothing.
 
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -12,14 +12,21 @@ use serde::Serialize;
 
 use super::extract::{read_body, Params};
 use super::AppState;
-use crate::channels::whatsapp::{signature, webhook};
+use crate::channels::meta::{self, signature, ParseError};
+use crate::channels::whatsapp;
+use crate::config::Secret;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::inbox::Delivery;
+use crate::metrics::Metrics;
 
 /// Meta sends up to 3 MB in one delivery.
 const MAX_WEBHOOK_BYTES: usize = 4 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/webhook/whatsapp", get(verify).post(receive))
+    Router::new().route(
+        "/webhook/whatsapp",
+        get(verify_whatsapp).post(receive_whatsapp),
+    )
 }
 
 /// Query of Meta's verification handshake (the names hold literal dots).
@@ -49,28 +56,8 @@ pub(super) struct Ack {
         (status = 403, description = "Wrong token or mode", body = ErrorBody),
     ))]
 /// Meta's verification handshake.
-pub(super) async fn verify(State(state): State<AppState>, params: Params) -> Response {
-    let mode = params.str("hub.mode").ok().flatten();
-    let token = params.str("hub.verify_token").ok().flatten();
-    let challenge = params.str("hub.challenge").ok().flatten();
-    let expected = state.config().whatsapp.verify_token.as_ref();
-    match (mode, token, challenge, expected) {
-        (Some("subscribe"), Some(token), Some(challenge), Some(expected))
-            if expected.matches(token) =>
-        {
-            (
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                challenge.to_string(),
-            )
-                .into_response()
-        }
-        _ => ApiError::Client {
-            status: StatusCode::FORBIDDEN,
-            code: "verification_failed",
-            detail: "verification token mismatch".into(),
-        }
-        .into_response(),
-    }
+pub(super) async fn verify_whatsapp(State(state): State<AppState>, params: Params) -> Response {
+    verify(&params, state.config().whatsapp.verify_token.as_ref())
 }
 
 #[utoipa::path(post, path = "/webhook/whatsapp", operation_id = "receive_whatsapp_webhook", tag = "webhook",
@@ -84,9 +71,45 @@ pub(super) async fn verify(State(state): State<AppState>, params: Params) -> Res
         (status = 503, description = "Database unavailable: Meta redelivers later", body = ErrorBody),
     ))]
 /// A delivery from Meta: messages and statuses, committed before the 200.
-pub(super) async fn receive(
+pub(super) async fn receive_whatsapp(
     State(state): State<AppState>,
     request: Request,
+) -> ApiResult<Response> {
+    let secrets = state.config().whatsapp.app_secrets.clone();
+    let parse = |body: &[u8]| whatsapp::webhook::parse(body).map(|w| w.into_delivery());
+    receive(&state, request, &secrets, parse).await
+}
+
+/// The handshake: the challenge as plain text, or 403.
+fn verify(params: &Params, expected: Option<&Secret>) -> Response {
+    let get = |name| params.str(name).ok().flatten();
+    match meta::handshake(
+        get("hub.mode"),
+        get("hub.verify_token"),
+        get("hub.challenge"),
+        expected,
+    ) {
+        Some(challenge) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            challenge.to_string(),
+        )
+            .into_response(),
+        None => ApiError::Client {
+            status: StatusCode::FORBIDDEN,
+            code: "verification_failed",
+            detail: "verification token mismatch".into(),
+        }
+        .into_response(),
+    }
+}
+
+/// A delivery: signature over the raw bytes (when secrets are configured), then `parse`, then
+/// everything stored before the answer.
+async fn receive(
+    state: &AppState,
+    request: Request,
+    secrets: &[Secret],
+    parse: impl FnOnce(&[u8]) -> Result<Delivery, ParseError>,
 ) -> ApiResult<Response> {
     let provided = request
         .headers()
@@ -98,7 +121,6 @@ pub(super) async fn receive(
         MAX_WEBHOOK_BYTES.max(state.config().max_body_bytes),
     )
     .await?;
-    let secrets = &state.config().whatsapp.app_secrets;
     if !secrets.is_empty() && !signature::verify(secrets, &body, provided.as_deref()) {
         let detail = if provided.is_none() {
             "missing X-Hub-Signature-256"
@@ -111,23 +133,27 @@ pub(super) async fn receive(
             detail: detail.into(),
         });
     }
-    let delivery = match webhook::parse(&body) {
+    let delivery = match parse(&body) {
         Ok(delivery) => delivery,
-        Err(webhook::ParseError::NotJson(e)) => {
+        Err(ParseError::NotJson(e)) => {
             return Err(ApiError::bad_request(format!("malformed JSON: {e}")))
         }
         // Valid JSON we have no use for is acknowledged, or Meta would retry it for days.
-        Err(webhook::ParseError::NotAnObject) => return Ok(ok()),
+        Err(ParseError::NotAnObject) => return Ok(ok()),
     };
     if delivery.messages.is_empty() && delivery.statuses.is_empty() {
         return Ok(ok());
     }
-    let (messages, statuses) = (delivery.messages.len(), delivery.statuses.len());
+    let (channel, messages, statuses) = (
+        delivery.channel,
+        delivery.messages.len(),
+        delivery.statuses.len(),
+    );
     // Committed (together with any deliveries arriving meanwhile) before this returns.
     let recorded = state.ingest().record(delivery).await?;
     let fresh = recorded.iter().filter(|r| r.message.is_some()).count();
-    crate::metrics::Metrics::add(&state.metrics().webhook_messages_stored, fresh as u64);
-    crate::metrics::Metrics::add(
+    Metrics::add(&state.metrics().webhook_messages_stored, fresh as u64);
+    Metrics::add(
         &state.metrics().webhook_duplicates_ignored,
         (recorded.len() - fresh) as u64,
     );
@@ -145,7 +171,7 @@ pub(super) async fn receive(
             }
         }
     }
-    tracing::info!(messages, new = fresh, statuses, "webhook stored");
+    tracing::info!(%channel, messages, new = fresh, statuses, "webhook stored");
     Ok(ok())
 }
 

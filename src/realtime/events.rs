@@ -3,14 +3,14 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::{Conversation, Message};
+use crate::domain::{Change, ChannelKind, Conversation, Message, Status};
 
 /// A `new_message` payload: the Message as REST returns it, plus its channel's name.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageWithChannel<'a> {
     #[serde(flatten)]
     pub message: &'a Message,
-    pub channel: &'a str,
+    pub channel: ChannelKind,
 }
 
 /// A `message_status` payload.
@@ -19,7 +19,7 @@ pub struct StatusChange<'a> {
     pub id: i64,
     pub conversation_id: i64,
     pub external_message_id: Option<&'a str>,
-    pub status: &'a str,
+    pub status: Status,
     pub error: Option<&'a str>,
 }
 
@@ -49,7 +49,7 @@ impl<'a> Event<'a> {
     pub fn new_message(message: &'a Message) -> Event<'a> {
         Event::NewMessage(MessageWithChannel {
             message,
-            channel: &message.channel,
+            channel: message.channel,
         })
     }
 
@@ -58,7 +58,7 @@ impl<'a> Event<'a> {
             id: message.id,
             conversation_id: message.conversation_id,
             external_message_id: message.external_message_id.as_deref(),
-            status: &message.status,
+            status: message.status,
             error: message.error.as_deref(),
         })
     }
@@ -70,16 +70,6 @@ impl<'a> Event<'a> {
         serde_json::to_string(self)
             .unwrap_or_else(|_| String::from(r#"{"type":"error","data":{}}"#))
     }
-}
-
-/// A committed change to tell the clients about. Services collect these inside a
-/// transaction and publish them only after it commits, so no client hears of a rolled-back row.
-#[derive(Debug, Clone)]
-pub enum Change {
-    NewConversation(Conversation),
-    ConversationUpdated(Conversation),
-    NewMessage(Message),
-    MessageStatus(Message),
 }
 
 impl Change {

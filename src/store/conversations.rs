@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Exec, Filter};
 use crate::args;
-use crate::domain::Conversation;
+use crate::domain::{ChannelKind, Conversation};
 
 macro_rules! columns {
     () => {
@@ -66,12 +66,12 @@ pub async fn get(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<Conversation
 
 pub async fn find(
     ex: &mut Exec<'_>,
-    channel_id: i64,
+    channel: ChannelKind,
     external_id: &str,
 ) -> sqlx::Result<Option<Conversation>> {
     ex.fetch_optional(
         concat!(select!(), " WHERE c.channel_id = $1 AND c.external_id = $2"),
-        args![channel_id, external_id],
+        args![channel, external_id],
     )
     .await
 }
@@ -79,7 +79,7 @@ pub async fn find(
 /// A conversation to create.
 #[derive(Debug, Clone)]
 pub struct NewConversation {
-    pub channel_id: i64,
+    pub channel: ChannelKind,
     pub external_id: String,
     pub participant_identifier: String,
     pub participant_name: Option<String>,
@@ -103,7 +103,7 @@ pub async fn create(
         args![
             new.participant_name.clone(),
             new.participant_identifier.clone(),
-            new.channel_id,
+            new.channel,
             new.external_id.clone(),
             now
         ],
@@ -196,7 +196,7 @@ pub async fn upsert(
     new: &NewConversation,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Upserted> {
-    let existing = match find(ex, new.channel_id, &new.external_id).await? {
+    let existing = match find(ex, new.channel, &new.external_id).await? {
         Some(existing) => existing,
         None => {
             if let Some(conversation) = create(ex, new, now).await? {
@@ -207,7 +207,7 @@ pub async fn upsert(
                 });
             }
             // Created meanwhile by a concurrent caller, whose insert ours waited for.
-            find(ex, new.channel_id, &new.external_id)
+            find(ex, new.channel, &new.external_id)
                 .await?
                 .ok_or(sqlx::Error::RowNotFound)?
         }

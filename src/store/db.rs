@@ -110,6 +110,23 @@ impl From<Option<DateTime<Utc>>> for Arg {
     }
 }
 
+impl From<crate::domain::Status> for Arg {
+    fn from(v: crate::domain::Status) -> Self {
+        Arg::Text(Some(v.as_str().to_owned()))
+    }
+}
+impl From<crate::domain::Direction> for Arg {
+    fn from(v: crate::domain::Direction) -> Self {
+        Arg::Text(Some(v.as_str().to_owned()))
+    }
+}
+/// A channel is stored as its seeded row's id.
+impl From<crate::domain::ChannelKind> for Arg {
+    fn from(v: crate::domain::ChannelKind) -> Self {
+        Arg::I64(Some(v.id()))
+    }
+}
+
 /// Builds a `Vec<Arg>` from values of mixed types: `args![id, name, now]`.
 #[macro_export]
 macro_rules! args {

@@ -5,19 +5,19 @@ use chrono::{DateTime, Utc};
 
 use super::{Exec, Filter};
 use crate::args;
-use crate::domain::{Direction, Message, Order, Status};
+use crate::domain::{ChannelKind, Direction, Message, Order, Status};
 
 macro_rules! columns {
     () => {
         "SELECT m.id, m.content, m.message_type, m.direction, m.sender_name, m.sender_identifier, \
          m.\"timestamp\", m.message_metadata, m.conversation_id, m.external_message_id, \
-         m.is_read, m.created_at, m.status, m.error, ch.name AS channel"
+         m.is_read, m.created_at, m.status, m.error, m.channel_id AS channel"
     };
 }
 
 macro_rules! from {
     () => {
-        " FROM messages m JOIN channels ch ON ch.id = m.channel_id"
+        " FROM messages m"
     };
 }
 
@@ -31,7 +31,7 @@ macro_rules! select {
 #[derive(Debug, Clone)]
 pub struct ListQuery {
     pub conversation_id: Option<i64>,
-    pub channel_id: Option<i64>,
+    pub channel: Option<ChannelKind>,
     pub direction: Option<Direction>,
     pub before_id: Option<i64>,
     pub after_id: Option<i64>,
@@ -46,11 +46,11 @@ pub async fn list(ex: &mut Exec<'_>, q: &ListQuery) -> sqlx::Result<(Vec<Message
     if let Some(id) = q.conversation_id {
         filter.and("m.conversation_id = ?", id);
     }
-    if let Some(id) = q.channel_id {
-        filter.and("m.channel_id = ?", id);
+    if let Some(channel) = q.channel {
+        filter.and("m.channel_id = ?", channel);
     }
     if let Some(direction) = q.direction {
-        filter.and("m.direction = ?", direction.as_str());
+        filter.and("m.direction = ?", direction);
     }
     if let Some(id) = q.before_id {
         filter.and("m.id < ?", id);
@@ -85,7 +85,7 @@ pub async fn get(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<Message>> {
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub conversation_id: i64,
-    pub channel_id: i64,
+    pub channel: ChannelKind,
     pub content: String,
     pub message_type: String,
     pub direction: Direction,
@@ -99,6 +99,8 @@ pub struct NewMessage {
     pub error: Option<String>,
     /// The inbound message this (assistant) reply answers; at most one reply per message.
     pub reply_to_message_id: Option<i64>,
+    /// Outbound messages to send: who every attempt goes to, fixed when stored.
+    pub recipient: Option<String>,
 }
 
 /// Inserts the message and moves its conversation's activity forward. `None` when a unique
@@ -114,29 +116,30 @@ pub async fn insert(
         .fetch_optional(
             "INSERT INTO messages (content, message_type, direction, sender_name, \
              sender_identifier, \"timestamp\", message_metadata, conversation_id, channel_id, \
-             external_message_id, is_read, status, error, created_at, reply_to_message_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+             external_message_id, is_read, status, error, created_at, reply_to_message_id, \
+             recipient) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              ON CONFLICT DO NOTHING \
              RETURNING id, content, message_type, direction, sender_name, sender_identifier, \
              \"timestamp\", message_metadata, conversation_id, external_message_id, is_read, \
-             created_at, status, error, \
-             (SELECT ch.name FROM channels ch WHERE ch.id = messages.channel_id) AS channel",
+             created_at, status, error, channel_id AS channel",
             args![
                 new.content.clone(),
                 new.message_type.clone(),
-                new.direction.as_str(),
+                new.direction,
                 new.sender_name.clone(),
                 new.sender_identifier.clone(),
                 new.timestamp,
                 new.message_metadata.clone(),
                 new.conversation_id,
-                new.channel_id,
+                new.channel,
                 new.external_message_id.clone(),
                 new.is_read,
-                new.status.as_str(),
+                new.status,
                 new.error.clone(),
                 now,
-                new.reply_to_message_id
+                new.reply_to_message_id,
+                new.recipient.clone()
             ],
         )
         .await?;
@@ -163,7 +166,7 @@ pub async fn set_read(ex: &mut Exec<'_>, id: i64, is_read: bool) -> sqlx::Result
 /// The message with this provider id on the channel.
 pub async fn by_external_id(
     ex: &mut Exec<'_>,
-    channel_id: i64,
+    channel: ChannelKind,
     external_id: &str,
 ) -> sqlx::Result<Option<Message>> {
     ex.fetch_optional(
@@ -171,7 +174,7 @@ pub async fn by_external_id(
             select!(),
             " WHERE m.channel_id = $1 AND m.external_message_id = $2"
         ),
-        args![channel_id, external_id],
+        args![channel, external_id],
     )
     .await
 }

@@ -5,9 +5,11 @@ pub mod channels;
 pub mod conversations;
 mod db;
 pub mod messages;
+pub mod notify;
 pub mod outbox;
 
 pub use db::{Arg, Backend, Db, Exec, PoolSettings, Record, Tx};
+pub use notify::EventListener;
 
 /// Builds a `WHERE … AND …` clause with numbered placeholders, so optional filters become
 /// plain, index-friendly conditions instead of `($1 IS NULL OR …)`.

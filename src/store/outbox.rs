@@ -5,15 +5,16 @@ use chrono::{DateTime, Utc};
 
 use super::{Backend, Exec, Id};
 use crate::args;
-use crate::domain::{Message, Status};
+use crate::domain::{ChannelKind, Message, Status};
 
 /// A message due to be sent, with where to send it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Due {
     pub id: i64,
+    pub conversation_id: i64,
     pub content: String,
-    pub channel: String,
-    /// The conversation's `external_id`: the recipient.
+    pub channel: ChannelKind,
+    /// Fixed when the message was stored: every attempt goes to the same person.
     pub recipient: String,
     pub send_attempts: i32,
 }
@@ -57,36 +58,24 @@ pub async fn claim_due(
                       ORDER BY next_attempt_at, id LIMIT $3 {lock}) \
            AND next_attempt_at IS NOT NULL \
            AND (claimed_until IS NULL OR claimed_until < $1) \
-         RETURNING id"
+         RETURNING id, conversation_id, content, channel_id AS channel, \
+                   COALESCE(recipient, '') AS recipient, send_attempts"
     );
-    let ids: Vec<Id> = ex.fetch_all(&sql, args![now, lease_until, limit]).await?;
-    let mut due = Vec::with_capacity(ids.len());
-    for Id { id } in ids {
-        let item: Option<Due> = ex
-            .fetch_optional(
-                "SELECT m.id, m.content, ch.name AS channel, c.external_id AS recipient, m.send_attempts \
-                 FROM messages m JOIN conversations c ON c.id = m.conversation_id \
-                 JOIN channels ch ON ch.id = m.channel_id WHERE m.id = $1",
-                args![id],
-            )
-            .await?;
-        due.extend(item);
-    }
-    Ok(due)
+    ex.fetch_all(&sql, args![now, lease_until, limit]).await
 }
 
-/// The provider accepted the message: `sent`, with its id, out of the queue.
+/// The provider accepted the message: `sent`, with its id when it gave one, out of the queue.
 pub async fn record_sent(
     ex: &mut Exec<'_>,
     id: i64,
     attempts: i32,
-    external_id: &str,
+    external_id: Option<&str>,
 ) -> sqlx::Result<Option<Message>> {
     ex.execute(
         "UPDATE messages SET status = 'sent', external_message_id = $2, error = NULL, \
          send_attempts = $3, next_attempt_at = NULL, claimed_until = NULL \
          WHERE id = $1 AND status = 'pending'",
-        args![id, external_id, i64::from(attempts)],
+        args![id, external_id.map(str::to_owned), i64::from(attempts)],
     )
     .await?;
     super::messages::get(ex, id).await
@@ -125,44 +114,30 @@ pub async fn record_failed(
     super::messages::get(ex, id).await
 }
 
-/// The rank a status must exceed to replace the current one. `failed` may follow only
-/// `pending` or `sent`; nothing follows `failed`.
-fn rank_of_new(status: Status) -> Option<i64> {
-    match status {
-        Status::Sent => Some(1),
-        Status::Delivered | Status::Failed => Some(2),
-        Status::Read => Some(3),
-        Status::Pending | Status::Received => None,
-    }
-}
-
 /// Applies a provider status to the outbound message with this provider id, only if it moves
-/// the message forward. Returns the message when it changed (a redelivery changes nothing).
+/// the message forward ([`Status::may_follow`]). Returns the message when it changed (a
+/// redelivery changes nothing).
 pub async fn apply_status(
     ex: &mut Exec<'_>,
-    channel_id: i64,
+    channel: ChannelKind,
     external_id: &str,
     status: Status,
     error: Option<&str>,
 ) -> sqlx::Result<Option<Message>> {
-    let Some(rank) = rank_of_new(status) else {
+    let Some(from) = status.may_follow_sql() else {
         return Ok(None);
     };
+    let sql = format!(
+        "UPDATE messages SET status = $3, error = COALESCE($4, error), \
+         next_attempt_at = NULL, claimed_until = NULL \
+         WHERE channel_id = $1 AND external_message_id = $2 AND direction = 'outbound' \
+           AND status IN {from} \
+         RETURNING id"
+    );
     let id: Option<Id> = ex
         .fetch_optional(
-            "UPDATE messages SET status = $3, error = COALESCE($4, error), \
-             next_attempt_at = NULL, claimed_until = NULL \
-             WHERE channel_id = $1 AND external_message_id = $2 AND direction = 'outbound' \
-               AND (CASE status WHEN 'pending' THEN 0 WHEN 'sent' THEN 1 \
-                    WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 ELSE 9 END) < $5 \
-             RETURNING id",
-            args![
-                channel_id,
-                external_id,
-                status.as_str(),
-                error.map(str::to_string),
-                rank
-            ],
+            &sql,
+            args![channel, external_id, status, error.map(str::to_string)],
         )
         .await?;
     match id {

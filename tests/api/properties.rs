@@ -2,7 +2,8 @@
 
 use proptest::prelude::*;
 use serde_json::json;
-use switchboard::channels::whatsapp::{signature, webhook};
+use switchboard::channels::meta::signature;
+use switchboard::channels::whatsapp::webhook;
 use switchboard::config::Secret;
 use switchboard::domain::PhoneNumber;
 
@@ -16,7 +17,7 @@ proptest! {
 
     #[test]
     fn a_formatted_number_parses_to_its_digits(
-        digits in "[0-9]{5,15}",
+        digits in "[0-9]{7,15}",
         plus in any::<bool>(),
         seps in proptest::collection::vec(prop_oneof![Just(""), Just(" "), Just("-"), Just("."), Just("("), Just(")")], 15),
     ) {

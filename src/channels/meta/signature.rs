@@ -1,4 +1,4 @@
-//! The `X-Hub-Signature-256` check on webhook POSTs: `sha256=<hex>`, the HMAC-SHA256 of the
+//! The `X-Hub-Signature-256` check on Meta's webhook POSTs (WhatsApp and Instagram alike): `sha256=<hex>`, the HMAC-SHA256 of the
 //! raw body bytes keyed with an app secret.
 //!
 //! It owns only the comparison. The caller passes the bytes exactly as received, before any JSON

@@ -1,20 +1,23 @@
 //! Delivery of outbound messages: stored `pending` first, then sent; a transient failure is
 //! retried by a background worker with exponential backoff and jitter until sent or, after
 //! `SEND_MAX_ATTEMPTS`, `failed`. The queue lives in the database, so a restart resumes it, and
-//! each attempt holds a lease, so several instances never send one message twice.
+//! each attempt holds a lease, so several instances never send one message twice. Which
+//! provider sends a message is decided in [`dispatch`].
+
+pub mod dispatch;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::channels::whatsapp::cloud_api::{CloudApi, SendOutcome};
+pub use self::dispatch::Dispatch;
+use crate::channels::SendOutcome;
 use crate::config;
-use crate::domain::{now, Direction, Message, Status};
+use crate::domain::{now, Change, ChannelKind, Direction, Message, Status};
 use crate::metrics::Metrics;
-use crate::realtime::{Change, Relay};
-use crate::store::{self, outbox, Db};
+use crate::publish::{Publisher, UnitOfWork};
+use crate::store::{self, outbox};
 
 /// Longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -31,7 +34,8 @@ pub enum Submitted {
 /// A message to send in an existing conversation.
 pub struct Outgoing {
     pub conversation_id: i64,
-    pub channel_id: i64,
+    pub channel: ChannelKind,
+    /// Validated by the channel's rules; every attempt goes here.
     pub recipient: String,
     pub content: String,
     pub sender_name: Option<String>,
@@ -42,56 +46,49 @@ pub struct Outgoing {
 
 #[derive(Clone)]
 pub struct Outbox {
-    db: Db,
-    relay: Relay,
+    publisher: Publisher,
     metrics: Arc<Metrics>,
-    whatsapp: Option<CloudApi>,
+    dispatch: Dispatch,
     settings: config::Outbox,
     lease: Duration,
-    wake: Arc<Notify>,
 }
 
 impl Outbox {
     pub fn new(
-        db: Db,
-        relay: Relay,
+        publisher: Publisher,
         metrics: Arc<Metrics>,
-        whatsapp: Option<CloudApi>,
+        dispatch: Dispatch,
         settings: config::Outbox,
         send_timeout: Duration,
     ) -> Outbox {
         // A lease outlives any single attempt, so only a dead instance's claims expire.
         let lease = send_timeout * 2 + Duration::from_secs(30);
         Outbox {
-            db,
-            relay,
+            publisher,
             metrics,
-            whatsapp,
+            dispatch,
             settings,
             lease,
-            wake: Arc::new(Notify::new()),
         }
     }
 
-    /// Whether messages can be sent on the WhatsApp channel.
-    pub fn can_send_whatsapp(&self) -> bool {
-        self.whatsapp.is_some()
+    /// The provider clients: which channels can send.
+    pub fn dispatch(&self) -> &Dispatch {
+        &self.dispatch
     }
 
-    /// Stores `outgoing` as `pending`, broadcasts it, then sends it now. Changes made before the
-    /// send (a new conversation) are passed in `changes` and published with the message. `None`
-    /// when nothing was stored: the message it replies to already has its reply.
+    /// Stores `outgoing` as `pending` in `uow`, commits (publishing it with whatever else the
+    /// unit changed), then sends it now. `None` when nothing was stored: the message it replies
+    /// to already has its reply.
     pub async fn submit(
         &self,
-        tx: store::Tx,
+        mut uow: UnitOfWork,
         outgoing: Outgoing,
-        mut changes: Vec<Change>,
     ) -> Result<Option<Submitted>, sqlx::Error> {
-        let mut tx = tx;
         let at = now();
         let new = store::messages::NewMessage {
             conversation_id: outgoing.conversation_id,
-            channel_id: outgoing.channel_id,
+            channel: outgoing.channel,
             content: outgoing.content.clone(),
             message_type: "text".into(),
             direction: Direction::Outbound,
@@ -104,28 +101,27 @@ impl Outbox {
             is_read: true,
             error: None,
             reply_to_message_id: outgoing.reply_to_message_id,
+            recipient: Some(outgoing.recipient.clone()),
         };
-        let mut ex = tx.exec();
-        let Some(message) = store::messages::insert(&mut ex, &new, at).await? else {
+        let Some(message) = store::messages::insert(&mut uow.exec(), &new, at).await? else {
             return Ok(None);
         };
         // Claimed by this request until it records the outcome; a crash in between leaves it to
         // a worker once the lease expires.
         outbox::enqueue(
-            &mut ex,
+            &mut uow.exec(),
             message.id,
             at,
             Some(at + chrono_duration(self.lease)),
         )
         .await?;
-        changes.push(Change::NewMessage(message.clone()));
-        self.relay.notify_in(&mut tx, &changes).await?;
-        tx.commit().await?;
-        self.relay.committed(&changes);
+        uow.push(Change::NewMessage(message.clone()));
+        uow.commit().await?;
         let due = outbox::Due {
             id: message.id,
+            conversation_id: message.conversation_id,
             content: outgoing.content,
-            channel: message.channel.clone(),
+            channel: message.channel,
             recipient: outgoing.recipient,
             send_attempts: 0,
         };
@@ -134,36 +130,41 @@ impl Outbox {
 
     /// Sends one due message and records the outcome.
     async fn attempt(&self, due: outbox::Due) -> Result<Submitted, sqlx::Error> {
-        let outcome = match (&self.whatsapp, due.channel.as_str()) {
-            (Some(api), "whatsapp") => api.send_text(&due.recipient, &due.content).await,
-            (None, "whatsapp") => {
-                SendOutcome::Transient("WhatsApp credentials are not configured".into())
+        let outcome = self.dispatch.send(&due).await;
+        match self.record(&due, outcome).await {
+            // The provider's ids are unique per channel; one already stored means its answer
+            // cannot be trusted, and retrying could send the text twice.
+            Err(RecordError::DuplicateId(id)) => {
+                let reason =
+                    format!("the provider answered with an id another message already has ({id})");
+                tracing::error!(message_id = due.id, %reason, "send outcome cannot be recorded");
+                self.record(&due, SendOutcome::Permanent(reason))
+                    .await
+                    .map_err(RecordError::into_sqlx)
             }
-            (_, other) => SendOutcome::Permanent(format!("sending on {other} is not supported")),
-        };
+            other => other.map_err(RecordError::into_sqlx),
+        }
+    }
+
+    /// Records what became of an attempt in one unit of work, publishing a status change.
+    async fn record(
+        &self,
+        due: &outbox::Due,
+        outcome: SendOutcome,
+    ) -> Result<Submitted, RecordError> {
         let attempts = due.send_attempts + 1;
-        let mut ex = self.db.exec();
-        let (message, result) = match outcome {
-            SendOutcome::Accepted(wamid) => {
-                match outbox::record_sent(&mut ex, due.id, attempts, &wamid).await {
-                    Ok(m) => {
-                        Metrics::add(&self.metrics.outbox_sent, 1);
-                        (m.clone(), m.map(Submitted::Sent))
-                    }
-                    // The provider's ids are unique per channel; one already stored means its answer
-                    // cannot be trusted, and retrying could send the text twice.
-                    Err(e) if store::is_unique_violation(&e) => {
-                        let reason = format!("the provider answered with an id another message already has ({wamid})");
-                        tracing::error!(message_id = due.id, %reason, "send outcome cannot be recorded");
-                        Metrics::add(&self.metrics.outbox_failed, 1);
-                        let m = outbox::record_failed(&mut ex, due.id, attempts, &reason).await?;
-                        (
-                            m.clone(),
-                            m.map(|message| Submitted::Failed { message, reason }),
-                        )
-                    }
-                    Err(e) => return Err(e),
-                }
+        let mut uow = self.publisher.begin().await?;
+        let mut ex = uow.exec();
+        let (changed, result) = match outcome {
+            SendOutcome::Accepted(provider_id) => {
+                let m = outbox::record_sent(&mut ex, due.id, attempts, provider_id.as_deref())
+                    .await
+                    .map_err(|e| match provider_id {
+                        Some(id) if store::is_unique_violation(&e) => RecordError::DuplicateId(id),
+                        _ => RecordError::Database(e),
+                    })?;
+                Metrics::add(&self.metrics.outbox_sent, 1);
+                (m.clone(), m.map(Submitted::Sent))
             }
             SendOutcome::Transient(reason) if attempts < self.settings.max_attempts as i32 => {
                 let next = now() + chrono_duration(self.backoff(attempts));
@@ -192,12 +193,11 @@ impl Outbox {
                 )
             }
         };
-        if let Some(message) = &message {
-            self.relay
-                .publish_all(&[Change::MessageStatus(message.clone())])
-                .await;
+        if let Some(message) = changed {
+            uow.push(Change::MessageStatus(message));
         }
-        result.ok_or(sqlx::Error::RowNotFound)
+        uow.commit().await?;
+        result.ok_or(RecordError::Database(sqlx::Error::RowNotFound))
     }
 
     /// Delay before attempt `attempts + 1`: the base doubled per attempt, capped, with "equal
@@ -214,22 +214,15 @@ impl Outbox {
         full / 2 + full.mul_f64(fastrand::f64() / 2.0)
     }
 
-    /// Wakes the worker (a message became due).
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-
     /// The background worker: claims due messages and attempts them until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(self.settings.poll_interval) => {}
-                _ = self.wake.notified() => {}
             }
             loop {
-                let claimed = self.claim().await;
-                let due = match claimed {
+                let due = match self.claim().await {
                     Ok(due) => due,
                     Err(e) => {
                         tracing::warn!(error = %e, "outbox: cannot claim due messages");
@@ -256,17 +249,39 @@ impl Outbox {
 
     async fn claim(&self) -> sqlx::Result<Vec<outbox::Due>> {
         let at = now();
-        let mut tx = self.db.begin().await?;
-        let due = outbox::claim_due(
-            &mut tx.exec(),
-            self.db.backend(),
+        let db = self.publisher.db();
+        outbox::claim_due(
+            &mut db.exec(),
+            db.backend(),
             at,
             at + chrono_duration(self.lease),
             BATCH,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(due)
+        .await
+    }
+}
+
+/// Why an attempt's outcome was not recorded.
+enum RecordError {
+    /// The provider answered with an id another message already has.
+    DuplicateId(String),
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for RecordError {
+    fn from(e: sqlx::Error) -> Self {
+        RecordError::Database(e)
+    }
+}
+
+impl RecordError {
+    fn into_sqlx(self) -> sqlx::Error {
+        match self {
+            RecordError::Database(e) => e,
+            RecordError::DuplicateId(id) => {
+                sqlx::Error::Protocol(format!("duplicate provider id {id}"))
+            }
+        }
     }
 }
 

@@ -1,0 +1,87 @@
+//! One unit of work for every write: open a transaction, store the changes, record what clients
+//! must hear about, commit, and only then is it published. On PostgreSQL the events are sent
+//! with `NOTIFY` inside the transaction itself, so they are delivered at commit, in commit
+//! order, to every instance, and never for a rollback; on SQLite the local hub gets them right
+//! after the commit. No other write path exists: nobody hears of a row that is not committed,
+//! and no committed change goes untold.
+
+use crate::domain::Change;
+use crate::realtime::Relay;
+use crate::store::{self, Db, Exec, Tx};
+
+/// Opens units of work. Cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    db: Db,
+    relay: Relay,
+}
+
+impl Publisher {
+    pub fn new(db: Db, relay: Relay) -> Publisher {
+        Publisher { db, relay }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Starts a unit of work (a transaction).
+    pub async fn begin(&self) -> sqlx::Result<UnitOfWork> {
+        Ok(UnitOfWork {
+            tx: self.db.begin().await?,
+            changes: Vec::new(),
+            relay: self.relay.clone(),
+        })
+    }
+}
+
+/// An open transaction and the changes it makes. Dropped without [`UnitOfWork::commit`], it
+/// rolls back and tells nobody.
+pub struct UnitOfWork {
+    tx: Tx,
+    changes: Vec<Change>,
+    relay: Relay,
+}
+
+impl UnitOfWork {
+    /// Where the unit's queries run.
+    pub fn exec(&mut self) -> Exec<'_> {
+        self.tx.exec()
+    }
+
+    /// The transaction, for store functions that need more than an executor.
+    pub fn tx(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+
+    /// Records a change to publish once committed.
+    pub fn push(&mut self, change: Change) {
+        self.changes.push(change);
+    }
+
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
+    /// Announces `conversation` as updated, unless this unit created it: then the creation is
+    /// announced once, with the conversation as it now is.
+    pub fn conversation_changed(&mut self, conversation: crate::domain::Conversation) {
+        let created = self
+            .changes
+            .iter_mut()
+            .find(|c| matches!(c, Change::NewConversation(n) if n.id == conversation.id));
+        match created {
+            Some(created) => *created = Change::NewConversation(conversation),
+            None => self.changes.push(Change::ConversationUpdated(conversation)),
+        }
+    }
+
+    /// Commits, then publishes; returns the changes published.
+    pub async fn commit(mut self) -> sqlx::Result<Vec<Change>> {
+        let payloads = self.relay.payloads(&self.changes);
+        store::notify::notify(&mut self.tx, &payloads).await?;
+        self.tx.commit().await?;
+        self.relay.committed(&self.changes);
+        Ok(self.changes)
+    }
+}
