@@ -189,7 +189,7 @@ fn warn_about_open_doors(config: &Config) {
     if config.api_keys.is_none() {
         tracing::warn!("API_KEYS is not set: /api/v1 and the WebSocket are open to anyone who can reach this port");
     }
-    if config.whatsapp.app_secrets.is_empty() {
+    if config.whatsapp.webhook.app_secrets.is_empty() {
         tracing::warn!(
             "WHATSAPP_APP_SECRET is not set: /webhook/whatsapp accepts unsigned deliveries"
         );

@@ -76,8 +76,11 @@ impl Assistant {
         })
     }
 
-    pub fn autoreply_enabled(&self) -> bool {
-        self.settings.autoreply
+    /// Whether inbound messages on `channel` get an answer through the outbox: the operator
+    /// asked for it and the channel can send.
+    pub fn autoreply_enabled(&self, channel: ChannelKind) -> bool {
+        self.settings.autoreply.covers(channel)
+            && self.outbox.dispatch().unavailable(channel).is_none()
     }
 
     /// Stores the gateway's message and returns the reply to deliver.

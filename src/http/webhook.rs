@@ -14,7 +14,7 @@ use super::extract::{read_body, Params};
 use super::AppState;
 use crate::channels::meta::{self, signature, ParseError};
 use crate::channels::whatsapp;
-use crate::config::Secret;
+use crate::config::MetaWebhook;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::inbox::Delivery;
 use crate::metrics::Metrics;
@@ -57,7 +57,7 @@ pub(super) struct Ack {
     ))]
 /// Meta's verification handshake.
 pub(super) async fn verify_whatsapp(State(state): State<AppState>, params: Params) -> Response {
-    verify(&params, state.config().whatsapp.verify_token.as_ref())
+    verify(&params, &state.config().whatsapp.webhook)
 }
 
 #[utoipa::path(post, path = "/webhook/whatsapp", operation_id = "receive_whatsapp_webhook", tag = "webhook",
@@ -75,19 +75,18 @@ pub(super) async fn receive_whatsapp(
     State(state): State<AppState>,
     request: Request,
 ) -> ApiResult<Response> {
-    let secrets = state.config().whatsapp.app_secrets.clone();
     let parse = |body: &[u8]| whatsapp::webhook::parse(body).map(|w| w.into_delivery());
-    receive(&state, request, &secrets, parse).await
+    receive(&state, request, &state.config().whatsapp.webhook, parse).await
 }
 
 /// The handshake: the challenge as plain text, or 403.
-fn verify(params: &Params, expected: Option<&Secret>) -> Response {
+fn verify(params: &Params, settings: &MetaWebhook) -> Response {
     let get = |name| params.str(name).ok().flatten();
     match meta::handshake(
         get("hub.mode"),
         get("hub.verify_token"),
         get("hub.challenge"),
-        expected,
+        settings.verify_token.as_ref(),
     ) {
         Some(challenge) => (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -108,7 +107,7 @@ fn verify(params: &Params, expected: Option<&Secret>) -> Response {
 async fn receive(
     state: &AppState,
     request: Request,
-    secrets: &[Secret],
+    settings: &MetaWebhook,
     parse: impl FnOnce(&[u8]) -> Result<Delivery, ParseError>,
 ) -> ApiResult<Response> {
     let provided = request
@@ -121,6 +120,7 @@ async fn receive(
         MAX_WEBHOOK_BYTES.max(state.config().max_body_bytes),
     )
     .await?;
+    let secrets = &settings.app_secrets;
     if !secrets.is_empty() && !signature::verify(secrets, &body, provided.as_deref()) {
         let detail = if provided.is_none() {
             "missing X-Hub-Signature-256"
@@ -157,7 +157,7 @@ async fn receive(
         &state.metrics().webhook_duplicates_ignored,
         (recorded.len() - fresh) as u64,
     );
-    if state.assistant().autoreply_enabled() {
+    if state.assistant().autoreply_enabled(channel) {
         // After the commit and outside the request: Meta's 200 never waits on the LLM.
         for recorded in recorded.into_iter() {
             if let Some(message) = recorded.message {
