@@ -1,6 +1,7 @@
 //! The database: one pool type over PostgreSQL or SQLite, and one file of queries per table.
 //! Every query is a single SQL text that runs unchanged on both backends.
 
+mod arg;
 pub mod channels;
 pub mod conversations;
 mod db;
@@ -8,7 +9,8 @@ pub mod messages;
 pub mod notify;
 pub mod outbox;
 
-pub use db::{Arg, Backend, Db, Exec, PoolSettings, Record, Tx};
+pub use arg::Arg;
+pub use db::{Backend, Db, Exec, PoolSettings, Record, Tx};
 pub use notify::EventListener;
 
 /// Builds a `WHERE … AND …` clause with numbered placeholders, so optional filters become

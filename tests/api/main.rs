@@ -14,6 +14,7 @@ mod metrics;
 mod openapi;
 mod properties;
 mod scale;
+mod schema;
 mod system;
 mod websocket;
 mod whatsapp;
