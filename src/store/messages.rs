@@ -188,7 +188,9 @@ pub async fn reply_to(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<Message
     .await
 }
 
-/// The last `limit` messages of a conversation stored before message `before_id`, oldest first.
+/// The last `limit` messages of a conversation stored before message `before_id`, oldest first,
+/// in the order the server recorded them: ids, not timestamps, since a provider's clock (the
+/// gateway's has a second's resolution) may put a reply before the message it answers.
 pub async fn history(
     ex: &mut Exec<'_>,
     conversation_id: i64,
@@ -199,8 +201,7 @@ pub async fn history(
         .fetch_all(
             concat!(
                 select!(),
-                " WHERE m.conversation_id = $1 AND m.id < $2 \
-                 ORDER BY m.\"timestamp\" DESC, m.id DESC LIMIT $3"
+                " WHERE m.conversation_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3"
             ),
             args![conversation_id, before_id, limit],
         )

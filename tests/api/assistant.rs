@@ -18,6 +18,7 @@ on_both_backends!(
     concurrent_duplicates_ask_the_llm_once_and_store_once,
     an_agent_taking_over_silences_the_assistant_until_handed_back,
     cloud_api_messages_get_an_auto_reply_after_the_acknowledgement,
+    the_history_follows_the_conversation_as_recorded_not_the_gateways_clock,
 );
 
 const PROMPT: &str = "Eres el asistente del restaurante La Tasca.";
@@ -510,4 +511,39 @@ async fn shutdown_finishes_in_flight_requests() {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["response_text"], "Terminado");
+}
+
+/// The gateway stamps messages at one-second resolution while replies carry the server's clock:
+/// three messages in one second must still reach the LLM as the exchange happened.
+async fn the_history_follows_the_conversation_as_recorded_not_the_gateways_clock(backend: Backend) {
+    let (app, llm) = app_with_llm(backend, &[("ASSISTANT_HISTORY_LIMIT", "4")]).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .respond_with(Echo)
+        .expect(3)
+        .mount(&llm)
+        .await;
+    // A second in the past, so every reply's server time is later than every message's.
+    let second = (chrono::Utc::now() - chrono::Duration::seconds(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    for n in 1..=3 {
+        let mut body = inbound(&format!("same-second-{n}"), &format!("Mensaje {n}"));
+        body["timestamp_iso"] = json!(second);
+        let (status, reply) = gateway(&app, &body, None).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+    let requests = llm.received_requests().await.expect("recorded");
+    let third: Value = serde_json::from_slice(&requests[2].body).expect("JSON");
+    assert_eq!(
+        third["messages"],
+        json!([
+            {"role": "system", "content": PROMPT},
+            {"role": "user", "content": "Mensaje 1"},
+            {"role": "assistant", "content": "reply to: Mensaje 1"},
+            {"role": "user", "content": "Mensaje 2"},
+            {"role": "assistant", "content": "reply to: Mensaje 2"},
+            {"role": "user", "content": "Mensaje 3"},
+        ])
+    );
 }
