@@ -13,6 +13,7 @@ mod messages;
 mod metrics;
 mod openapi;
 mod properties;
+mod recipients;
 mod scale;
 mod schema;
 mod system;

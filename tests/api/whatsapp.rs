@@ -29,8 +29,8 @@ on_both_backends!(
     bad_send_requests_store_nothing,
 );
 
-const TOKEN: &str = "test-access-token";
-const PHONE_NUMBER_ID: &str = "106540352242922";
+pub(crate) const TOKEN: &str = "test-access-token";
+pub(crate) const PHONE_NUMBER_ID: &str = "106540352242922";
 
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/meta/whatsapp")
@@ -55,7 +55,7 @@ fn fixtures() -> Vec<(String, Vec<u8>)> {
     files
 }
 
-fn sign(secret: &str, body: &[u8]) -> String {
+pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
     mac.update(body);
     let hex: String = mac
@@ -67,7 +67,7 @@ fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
-fn status_delivery(wamid: &str, status: &str, error: Option<Value>) -> Value {
+pub(crate) fn status_delivery(wamid: &str, status: &str, error: Option<Value>) -> Value {
     let mut item = json!({"id": wamid, "status": status, "timestamp": "1736330500", "recipient_id": "34600123456"});
     if let Some(error) = error {
         item["errors"] = json!([error]);
@@ -79,7 +79,11 @@ fn status_delivery(wamid: &str, status: &str, error: Option<Value>) -> Value {
     }}]}]})
 }
 
-async fn post_webhook(app: &TestApp, body: &[u8], signature: Option<&str>) -> reqwest::Response {
+pub(crate) async fn post_webhook(
+    app: &TestApp,
+    body: &[u8],
+    signature: Option<&str>,
+) -> reqwest::Response {
     let mut request = app
         .client
         .post(app.url("/webhook/whatsapp"))
@@ -91,7 +95,7 @@ async fn post_webhook(app: &TestApp, body: &[u8], signature: Option<&str>) -> re
     request.send().await.expect("POST webhook")
 }
 
-async fn all_messages(app: &TestApp) -> Vec<Value> {
+pub(crate) async fn all_messages(app: &TestApp) -> Vec<Value> {
     let mut all = Vec::new();
     let mut offset = 0;
     loop {
@@ -112,7 +116,10 @@ async fn all_messages(app: &TestApp) -> Vec<Value> {
 }
 
 /// A Graph fake plus a server pointed at it.
-async fn app_with_graph(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, MockServer) {
+pub(crate) async fn app_with_graph(
+    backend: Backend,
+    extra: &[(&str, &str)],
+) -> (TestApp, MockServer) {
     let graph = MockServer::start().await;
     let uri = graph.uri();
     let mut vars = vec![
@@ -126,11 +133,11 @@ async fn app_with_graph(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, M
     (TestApp::spawn_with(backend, &vars).await, graph)
 }
 
-fn graph_path() -> String {
+pub(crate) fn graph_path() -> String {
     format!("/v26.0/{PHONE_NUMBER_ID}/messages")
 }
 
-fn accepted(wamid: &str) -> ResponseTemplate {
+pub(crate) fn accepted(wamid: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({
         "messaging_product": "whatsapp",
         "contacts": [{"input": "34600123456", "wa_id": "34600123456"}],
@@ -138,7 +145,7 @@ fn accepted(wamid: &str) -> ResponseTemplate {
     }))
 }
 
-async fn send(app: &TestApp, to: &str, message: &str) -> (u16, Value) {
+pub(crate) async fn send(app: &TestApp, to: &str, message: &str) -> (u16, Value) {
     let response = app
         .post_json(
             "/api/v1/send",
@@ -150,7 +157,7 @@ async fn send(app: &TestApp, to: &str, message: &str) -> (u16, Value) {
 }
 
 /// Waits until message `id` has `status`, or fails after 10 s.
-async fn wait_for_status(app: &TestApp, id: i64, status: &str) -> Value {
+pub(crate) async fn wait_for_status(app: &TestApp, id: i64, status: &str) -> Value {
     for _ in 0..200 {
         let message: Value = app
             .get(&format!("/api/v1/messages/{id}"))
