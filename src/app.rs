@@ -164,6 +164,7 @@ fn start_background(state: &AppState, background: Background, token: &Cancellati
     let tasks = state.tasks();
     tasks.spawn(background.ingest.run());
     tasks.spawn(state.outbox().clone().run(token.clone()));
+    tasks.spawn(crate::maintenance::run(state.db().clone(), token.clone()));
     tasks.spawn(
         state
             .relay()

@@ -18,6 +18,8 @@ pub mod error;
 pub mod http;
 /// The inbound seam: channel-neutral records, one recorder, group commit of deliveries.
 pub mod inbox;
+/// Housekeeping on a timer: pruning tables that would otherwise only grow.
+pub mod maintenance;
 /// Prometheus metrics.
 pub mod metrics;
 /// Outbound delivery: store first, send through the channel's provider, retry in the background.

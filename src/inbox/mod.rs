@@ -15,7 +15,7 @@ use crate::domain::{
     now, Change, ChannelKind, Conversation, Direction, Message, Status, MAX_ID_CHARS,
 };
 use crate::publish::UnitOfWork;
-use crate::store::{conversations, messages, outbox};
+use crate::store::{conversations, early_statuses, messages, outbox};
 
 /// What one provider delivery carried, in the inbox's terms.
 #[derive(Debug, Clone)]
@@ -148,8 +148,25 @@ async fn apply_status(
         report.error.as_deref(),
     )
     .await?;
-    if let Some(message) = changed {
-        uow.push(Change::MessageStatus(message));
+    match changed {
+        Some(message) => uow.push(Change::MessageStatus(message)),
+        // A status for an id no message has yet may have beaten our own send's answer: kept
+        // until the send records the id (see the outbox).
+        None if messages::by_external_id(&mut uow.exec(), channel, &report.external_message_id)
+            .await?
+            .is_none() =>
+        {
+            early_statuses::keep(
+                &mut uow.exec(),
+                channel,
+                &report.external_message_id,
+                report.status,
+                report.error.as_deref(),
+                now(),
+            )
+            .await?
+        }
+        None => {}
     }
     Ok(())
 }

@@ -146,7 +146,7 @@ impl Outbox {
         }
     }
 
-    /// Records what became of an attempt in one unit of work, publishing a status change.
+    /// Records what became of an attempt in one unit of work, publishing the status changes.
     async fn record(
         &self,
         due: &outbox::Due,
@@ -154,23 +154,30 @@ impl Outbox {
     ) -> Result<Submitted, RecordError> {
         let attempts = due.send_attempts + 1;
         let mut uow = self.publisher.begin().await?;
-        let mut ex = uow.exec();
         let (changed, result) = match outcome {
             SendOutcome::Accepted(provider_id) => {
-                let m = outbox::record_sent(&mut ex, due.id, attempts, provider_id.as_deref())
-                    .await
-                    .map_err(|e| match provider_id {
-                        Some(id) if store::is_unique_violation(&e) => RecordError::DuplicateId(id),
-                        _ => RecordError::Database(e),
-                    })?;
+                let recorded =
+                    outbox::record_sent(&mut uow.exec(), due.id, attempts, provider_id.as_deref())
+                        .await;
+                let sent = match (recorded, provider_id) {
+                    (Err(e), Some(id)) if store::is_unique_violation(&e) => {
+                        return Err(RecordError::DuplicateId(id))
+                    }
+                    (Err(e), _) => return Err(RecordError::Database(e)),
+                    (Ok(Some(sent)), Some(id)) => {
+                        Some(apply_early_statuses(&mut uow, sent, due.channel, &id).await?)
+                    }
+                    (Ok(sent), _) => sent,
+                };
                 Metrics::add(&self.metrics.outbox_sent, 1);
-                (m.clone(), m.map(Submitted::Sent))
+                (sent.clone(), sent.map(Submitted::Sent))
             }
             SendOutcome::Transient(reason) if attempts < self.settings.max_attempts as i32 => {
                 let next = now() + chrono_duration(self.backoff(attempts));
                 tracing::warn!(message_id = due.id, attempts, %reason, "send failed, will retry");
                 Metrics::add(&self.metrics.outbox_retried, 1);
-                let m = outbox::record_retry(&mut ex, due.id, attempts, next, &reason).await?;
+                let m =
+                    outbox::record_retry(&mut uow.exec(), due.id, attempts, next, &reason).await?;
                 // Still pending: nothing changed that clients see, bar the error text.
                 (
                     None,
@@ -186,7 +193,7 @@ impl Outbox {
                     };
                 tracing::warn!(message_id = due.id, attempts, %reason, "send failed for good");
                 Metrics::add(&self.metrics.outbox_failed, 1);
-                let m = outbox::record_failed(&mut ex, due.id, attempts, &reason).await?;
+                let m = outbox::record_failed(&mut uow.exec(), due.id, attempts, &reason).await?;
                 (
                     m.clone(),
                     m.map(|message| Submitted::Failed { message, reason }),
@@ -259,6 +266,34 @@ impl Outbox {
         )
         .await
     }
+}
+
+/// Applies the statuses that arrived for `provider_id` before the provider's answer did,
+/// forward only: `sent` is announced, then each status that moved the message on. Returns the
+/// message as it now is.
+async fn apply_early_statuses(
+    uow: &mut UnitOfWork,
+    sent: Message,
+    channel: ChannelKind,
+    provider_id: &str,
+) -> sqlx::Result<Message> {
+    let early = store::early_statuses::take(&mut uow.exec(), channel, provider_id).await?;
+    let mut current = sent;
+    for status in early {
+        let moved = outbox::apply_status(
+            &mut uow.exec(),
+            channel,
+            provider_id,
+            status.status,
+            status.error.as_deref(),
+        )
+        .await?;
+        if let Some(moved) = moved {
+            uow.push(Change::MessageStatus(current));
+            current = moved;
+        }
+    }
+    Ok(current)
 }
 
 /// Why an attempt's outcome was not recorded.

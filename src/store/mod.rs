@@ -5,6 +5,7 @@ mod arg;
 pub mod channels;
 pub mod conversations;
 mod db;
+pub mod early_statuses;
 pub mod messages;
 pub mod notify;
 pub mod outbox;

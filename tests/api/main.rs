@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod clients;
 mod conversations;
+mod early_statuses;
 mod ingest;
 mod messages;
 mod metrics;
