@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
 use crate::config::Config;
 use crate::http::{self, AppState, Services};
 use crate::inbox::ingest::{self, Ingest};
+use crate::jobs;
 use crate::metrics::Metrics;
 use crate::outbox::{Dispatch, Outbox};
 use crate::publish::Publisher;
@@ -52,6 +54,8 @@ struct Background {
     metrics: Option<TcpListener>,
     /// The group-commit writer of webhook deliveries.
     ingest: ingest::Writer,
+    /// The durable job runner.
+    jobs: jobs::Runner,
 }
 
 impl App {
@@ -62,7 +66,8 @@ impl App {
         let address = listener.local_addr()?;
         let hub = Arc::new(Hub::new(config.ws_queue_capacity));
         let relay = Relay::new(&db, hub);
-        let publisher = Publisher::new(db.clone(), relay.clone());
+        let waker = jobs::Waker::default();
+        let publisher = Publisher::new(db.clone(), relay.clone(), waker.clone());
         let metrics = Arc::new(Metrics::default());
         let events = relay.connect().await?;
         let metrics_listener = match config.metrics_addr {
@@ -74,6 +79,8 @@ impl App {
             })?),
             None => None,
         };
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
         let dispatch = Dispatch::from_config(&config).map_err(StartError::Http)?;
         let outbox = Outbox::new(
             publisher.clone(),
@@ -81,6 +88,7 @@ impl App {
             dispatch,
             config.outbox.clone(),
             config.whatsapp.timeout,
+            tasks.clone(),
         );
         let assistant = Assistant::new(
             publisher.clone(),
@@ -89,7 +97,16 @@ impl App {
             config.assistant.clone(),
         )
         .map_err(StartError::Http)?;
-        let (ingest, ingest_writer) = Ingest::new(publisher.clone(), metrics.clone());
+        let (ingest, ingest_writer) =
+            Ingest::new(publisher.clone(), assistant.autoreplies(), metrics.clone());
+        let jobs = jobs::Runner::new(
+            db.clone(),
+            jobs::Handlers {
+                assistant: assistant.clone(),
+            },
+            waker,
+            job_lease(&config),
+        );
         let state = AppState::new(Services {
             config,
             db,
@@ -99,6 +116,8 @@ impl App {
             outbox,
             assistant,
             ingest,
+            shutdown,
+            tasks,
         });
         Ok(App {
             listener,
@@ -108,6 +127,7 @@ impl App {
                 events,
                 metrics: metrics_listener,
                 ingest: ingest_writer,
+                jobs,
             },
         })
     }
@@ -164,6 +184,7 @@ fn start_background(state: &AppState, background: Background, token: &Cancellati
     let tasks = state.tasks();
     tasks.spawn(background.ingest.run());
     tasks.spawn(state.outbox().clone().run(token.clone()));
+    tasks.spawn(background.jobs.run(token.clone()));
     tasks.spawn(crate::maintenance::run(state.db().clone(), token.clone()));
     tasks.spawn(
         state
@@ -183,6 +204,18 @@ fn start_background(state: &AppState, background: Background, token: &Cancellati
             }
         });
     }
+}
+
+/// How long a claimed job is its instance's: longer than the slowest job, an auto-reply (the LLM
+/// call, then the first send attempt), so only a dead instance's jobs are taken over.
+fn job_lease(config: &Config) -> Duration {
+    let llm = config
+        .assistant
+        .llm
+        .as_ref()
+        .map(|l| l.timeout)
+        .unwrap_or_default();
+    llm + config.whatsapp.timeout * 2 + crate::outbox::LEASE_MARGIN
 }
 
 /// Start-up warnings for settings that leave an endpoint open to anyone.

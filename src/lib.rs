@@ -18,6 +18,8 @@ pub mod error;
 pub mod http;
 /// The inbound seam: channel-neutral records, one recorder, group commit of deliveries.
 pub mod inbox;
+/// Durable background jobs (the assistant's auto-replies), claimed with a lease.
+pub mod jobs;
 /// Housekeeping on a timer: pruning tables that would otherwise only grow.
 pub mod maintenance;
 /// Prometheus metrics.

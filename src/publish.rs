@@ -2,10 +2,12 @@
 //! must hear about, commit, and only then is it published. On PostgreSQL the events are sent
 //! with `NOTIFY` inside the transaction itself, so they are delivered at commit, in commit
 //! order, to every instance, and never for a rollback; on SQLite the local hub gets them right
-//! after the commit. No other write path exists: nobody hears of a row that is not committed,
+//! after the commit. Either way, a commit returns once this instance's sockets have been handed
+//! its events. No other write path exists: nobody hears of a row that is not committed,
 //! and no committed change goes untold.
 
 use crate::domain::Change;
+use crate::jobs::Waker;
 use crate::realtime::Relay;
 use crate::store::{self, Db, Exec, Tx};
 
@@ -14,11 +16,13 @@ use crate::store::{self, Db, Exec, Tx};
 pub struct Publisher {
     db: Db,
     relay: Relay,
+    jobs: Waker,
 }
 
 impl Publisher {
-    pub fn new(db: Db, relay: Relay) -> Publisher {
-        Publisher { db, relay }
+    /// `jobs` is woken after a commit that enqueued jobs, so this instance runs them at once.
+    pub fn new(db: Db, relay: Relay, jobs: Waker) -> Publisher {
+        Publisher { db, relay, jobs }
     }
 
     pub fn db(&self) -> &Db {
@@ -31,6 +35,8 @@ impl Publisher {
             tx: self.db.begin().await?,
             changes: Vec::new(),
             relay: self.relay.clone(),
+            jobs: self.jobs.clone(),
+            enqueued_jobs: false,
         })
     }
 }
@@ -41,6 +47,8 @@ pub struct UnitOfWork {
     tx: Tx,
     changes: Vec<Change>,
     relay: Relay,
+    jobs: Waker,
+    enqueued_jobs: bool,
 }
 
 impl UnitOfWork {
@@ -57,6 +65,11 @@ impl UnitOfWork {
     /// Records a change to publish once committed.
     pub fn push(&mut self, change: Change) {
         self.changes.push(change);
+    }
+
+    /// Notes that the unit enqueued jobs: the job runner is woken once it commits.
+    pub fn wake_jobs(&mut self) {
+        self.enqueued_jobs = true;
     }
 
     pub fn changes(&self) -> &[Change] {
@@ -78,10 +91,13 @@ impl UnitOfWork {
 
     /// Commits, then publishes; returns the changes published.
     pub async fn commit(mut self) -> sqlx::Result<Vec<Change>> {
-        let payloads = self.relay.payloads(&self.changes);
-        store::notify::notify(&mut self.tx, &payloads).await?;
+        let prepared = self.relay.prepare(&self.changes);
+        store::notify::notify(&mut self.tx, &prepared.payloads).await?;
         self.tx.commit().await?;
-        self.relay.committed(&self.changes);
+        self.relay.committed(prepared, &self.changes).await;
+        if self.enqueued_jobs {
+            self.jobs.wake();
+        }
         Ok(self.changes)
     }
 }

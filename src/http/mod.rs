@@ -58,10 +58,13 @@ pub struct Services {
     pub outbox: Outbox,
     pub assistant: Assistant,
     pub ingest: Ingest,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Background work that shutdown waits for.
+    pub tasks: TaskTracker,
 }
 
 impl AppState {
-    /// The state of a new server; its shutdown signal and task tracker start fresh.
     pub fn new(services: Services) -> Self {
         let Services {
             config,
@@ -72,6 +75,8 @@ impl AppState {
             outbox,
             assistant,
             ingest,
+            shutdown,
+            tasks,
         } = services;
         AppState(Arc::new(Inner {
             config,
@@ -82,8 +87,8 @@ impl AppState {
             outbox,
             assistant,
             ingest,
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            shutdown,
+            tasks,
         }))
     }
     pub fn config(&self) -> &Config {

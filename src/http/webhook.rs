@@ -157,20 +157,6 @@ async fn receive(
         &state.metrics().webhook_duplicates_ignored,
         (recorded.len() - fresh) as u64,
     );
-    if state.assistant().autoreply_enabled(channel) {
-        // After the commit and outside the request: Meta's 200 never waits on the LLM.
-        for recorded in recorded.into_iter() {
-            if let Some(message) = recorded.message {
-                let assistant = state.assistant().clone();
-                let conversation = recorded.conversation;
-                state.tasks().spawn(async move {
-                    if let Err(e) = assistant.autoreply(conversation, message).await {
-                        tracing::warn!(error = %e, "auto-reply failed");
-                    }
-                });
-            }
-        }
-    }
     tracing::info!(%channel, messages, new = fresh, statuses, "webhook stored");
     Ok(ok())
 }

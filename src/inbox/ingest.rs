@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Delivery, Recorded};
+use crate::assistant::AutoReplies;
 use crate::metrics::Metrics;
 use crate::publish::Publisher;
 use crate::store;
@@ -56,16 +57,22 @@ struct Job {
 /// The task that writes queued deliveries; run it with [`Writer::run`].
 pub struct Writer {
     publisher: Publisher,
+    autoreplies: AutoReplies,
     metrics: Arc<Metrics>,
     jobs: mpsc::Receiver<Job>,
 }
 
 impl Ingest {
     /// The handle and its writer, which the caller runs as a background task.
-    pub fn new(publisher: Publisher, metrics: Arc<Metrics>) -> (Ingest, Writer) {
+    pub fn new(
+        publisher: Publisher,
+        autoreplies: AutoReplies,
+        metrics: Arc<Metrics>,
+    ) -> (Ingest, Writer) {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let writer = Writer {
             publisher,
+            autoreplies,
             metrics,
             jobs,
         };
@@ -153,7 +160,7 @@ impl Writer {
         store::notify::take_writers_turn(uow.tx()).await?;
         let mut recorded = Vec::new();
         for delivery in deliveries {
-            recorded.push(super::record(&mut uow, delivery).await?);
+            recorded.push(super::record(&mut uow, delivery, &self.autoreplies).await?);
         }
         uow.commit().await?;
         Metrics::add(&self.metrics.webhook_batches, 1);

@@ -11,10 +11,12 @@ pub mod ingest;
 
 use chrono::{DateTime, Utc};
 
+use crate::assistant::AutoReplies;
 use crate::domain::{
     now, Change, ChannelKind, Conversation, Direction, Message, Status, MAX_ID_CHARS,
 };
 use crate::publish::UnitOfWork;
+use crate::store::jobs::{self, JobKind};
 use crate::store::{conversations, early_statuses, messages, outbox};
 
 /// What one provider delivery carried, in the inbox's terms.
@@ -41,6 +43,9 @@ pub struct Incoming {
     pub external_message_id: Option<String>,
     /// A string holding JSON: the provider's raw item.
     pub metadata: Option<String>,
+    /// Whether the assistant may answer it on its own (`ASSISTANT_AUTOREPLY`): a person's text,
+    /// not a reaction or an automatic mail. The provider knows.
+    pub answerable: bool,
 }
 
 /// A provider's news about a message we sent.
@@ -60,8 +65,14 @@ pub struct Recorded {
 }
 
 /// Stores everything `delivery` carried in the unit of work: new messages (a redelivered id is
-/// skipped) and forward-only status changes. One [`Recorded`] per message kept.
-pub async fn record(uow: &mut UnitOfWork, delivery: &Delivery) -> sqlx::Result<Vec<Recorded>> {
+/// skipped), the assistant's reply job for those `autoreplies` wants answered, and
+/// forward-only status changes. One [`Recorded`] per message kept.
+pub async fn record(
+    uow: &mut UnitOfWork,
+    delivery: &Delivery,
+    autoreplies: &AutoReplies,
+) -> sqlx::Result<Vec<Recorded>> {
+    let wants_replies = autoreplies.wants(delivery.channel);
     let mut recorded = Vec::with_capacity(delivery.messages.len());
     for incoming in &delivery.messages {
         let too_long = |s: &str| s.chars().count() > MAX_ID_CHARS;
@@ -77,7 +88,8 @@ pub async fn record(uow: &mut UnitOfWork, delivery: &Delivery) -> sqlx::Result<V
             );
             continue;
         }
-        recorded.push(record_message(uow, delivery.channel, incoming).await?);
+        let wants_reply = wants_replies && incoming.answerable;
+        recorded.push(record_message(uow, delivery.channel, incoming, wants_reply).await?);
     }
     for report in &delivery.statuses {
         apply_status(uow, delivery.channel, report).await?;
@@ -85,11 +97,13 @@ pub async fn record(uow: &mut UnitOfWork, delivery: &Delivery) -> sqlx::Result<V
     Ok(recorded)
 }
 
-/// Stores one inbound message in the unit of work.
+/// Stores one inbound message in the unit of work; with `wants_reply`, a new message in a
+/// conversation whose assistant is on also gets its reply job, in the same transaction.
 pub async fn record_message(
     uow: &mut UnitOfWork,
     channel: ChannelKind,
     incoming: &Incoming,
+    wants_reply: bool,
 ) -> sqlx::Result<Recorded> {
     let incoming = &without_nul(incoming);
     let at = now();
@@ -128,6 +142,10 @@ pub async fn record_message(
     let stored = messages::insert(&mut uow.exec(), &message, at).await?;
     if let Some(stored) = &stored {
         uow.push(Change::NewMessage(stored.clone()));
+        if wants_reply && upserted.conversation.assistant_enabled {
+            jobs::enqueue(&mut uow.exec(), JobKind::AssistantReply, stored.id, at).await?;
+            uow.wake_jobs();
+        }
     }
     Ok(Recorded {
         conversation: upserted.conversation,
@@ -184,5 +202,6 @@ fn without_nul(incoming: &Incoming) -> Incoming {
         external_message_id: incoming.external_message_id.as_deref().map(clean),
         metadata: incoming.metadata.as_deref().map(clean),
         timestamp: incoming.timestamp,
+        answerable: incoming.answerable,
     }
 }

@@ -6,10 +6,12 @@
 
 pub mod dispatch;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use self::dispatch::Dispatch;
 use crate::channels::SendOutcome;
@@ -21,6 +23,11 @@ use crate::store::{self, outbox};
 
 /// Longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// What a lease adds to the longest provider call: time to record the outcome.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// Longest wait between two tries to record an outcome the provider accepted (short: until it
+/// is recorded, another instance may take the message once its lease expires).
+const MAX_RECORD_BACKOFF: Duration = Duration::from_millis(500);
 /// Messages one worker pass claims at most.
 const BATCH: i64 = 16;
 
@@ -51,6 +58,11 @@ pub struct Outbox {
     dispatch: Dispatch,
     settings: config::Outbox,
     lease: Duration,
+    /// Attempts run as tracked tasks: a client that hangs up does not cancel one halfway.
+    tasks: TaskTracker,
+    /// Messages the provider accepted whose outcome waits for the database: this instance's
+    /// worker must not take them when their lease expires meanwhile.
+    holding: Arc<Mutex<HashSet<i64>>>,
 }
 
 impl Outbox {
@@ -60,15 +72,19 @@ impl Outbox {
         dispatch: Dispatch,
         settings: config::Outbox,
         send_timeout: Duration,
+        tasks: TaskTracker,
     ) -> Outbox {
-        // A lease outlives any single attempt, so only a dead instance's claims expire.
-        let lease = send_timeout * 2 + Duration::from_secs(30);
+        // A lease outlives any single attempt (the call, then recording its outcome), so only a
+        // dead instance's claims expire.
+        let lease = send_timeout * 2 + LEASE_MARGIN;
         Outbox {
             publisher,
             metrics,
             dispatch,
             settings,
             lease,
+            tasks,
+            holding: Arc::default(),
         }
     }
 
@@ -125,13 +141,39 @@ impl Outbox {
             recipient: outgoing.recipient,
             send_attempts: 0,
         };
-        self.attempt(due).await.map(Some)
+        let this = self.clone();
+        let attempt = self.tasks.spawn(async move { this.attempt(due).await });
+        match attempt.await {
+            Ok(submitted) => submitted.map(Some),
+            Err(e) => Err(sqlx::Error::Protocol(format!(
+                "the send attempt stopped: {e}"
+            ))),
+        }
     }
 
     /// Sends one due message and records the outcome.
     async fn attempt(&self, due: outbox::Due) -> Result<Submitted, sqlx::Error> {
         let outcome = self.dispatch.send(&due).await;
-        match self.record(&due, outcome).await {
+        let accepted = matches!(outcome, SendOutcome::Accepted(_));
+        let mut recorded = self.record(&due, outcome.clone()).await;
+        // Once the provider has accepted, its answer is held on to: recording is retried while
+        // the database is away, because giving up would let the lease expire and the message
+        // be sent a second time.
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match &recorded {
+                Err(RecordError::Database(e)) if accepted && store::is_unavailable(e) => {
+                    tracing::warn!(message_id = due.id, error = %e, "the provider accepted a message; recording it waits for the database");
+                    self.hold(due.id, true);
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(MAX_RECORD_BACKOFF);
+                    recorded = self.record(&due, outcome.clone()).await;
+                }
+                _ => break,
+            }
+        }
+        self.hold(due.id, false);
+        match recorded {
             // The provider's ids are unique per channel; one already stored means its answer
             // cannot be trusted, and retrying could send the text twice.
             Err(RecordError::DuplicateId(id)) => {
@@ -207,6 +249,22 @@ impl Outbox {
         result.ok_or(RecordError::Database(sqlx::Error::RowNotFound))
     }
 
+    fn hold(&self, id: i64, held: bool) {
+        if let Ok(mut holding) = self.holding.lock() {
+            if held {
+                holding.insert(id);
+            } else {
+                holding.remove(&id);
+            }
+        }
+    }
+
+    fn is_held(&self, id: i64) -> bool {
+        self.holding
+            .lock()
+            .is_ok_and(|holding| holding.contains(&id))
+    }
+
     /// Delay before attempt `attempts + 1`: the base doubled per attempt, capped, with "equal
     /// jitter" (half fixed, half random) so retries from many messages spread out.
     fn backoff(&self, attempts: i32) -> Duration {
@@ -243,6 +301,11 @@ impl Outbox {
                         return;
                     }
                     let id = item.id;
+                    if self.is_held(id) {
+                        // Accepted already; its outcome is being recorded by the attempt that
+                        // sent it.
+                        continue;
+                    }
                     if let Err(e) = self.attempt(item).await {
                         tracing::warn!(message_id = id, error = %e, "outbox: cannot record an attempt");
                     }

@@ -6,18 +6,25 @@
 //! socket on any instance gets each event exactly once, in commit order, whichever instance
 //! stored it.
 //!
+//! A unit of work on PostgreSQL returns only once its own notifications have come back through
+//! this instance's listener and reached its hub, so a client that is told "stored" and then
+//! connects a socket is never sent the event of a change it already knew of (on SQLite the hub
+//! is fed at commit, which gives the same order).
+//!
 //! When the listening connection drops (database restart, network), notifications sent
 //! meanwhile are lost to this instance: once it listens again, every local socket gets
 //! `resync` (with `missed: 0`, the count being unknown) and refetches with `after_id`.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::payload::{self, Decoded};
+use super::payload::{self, Decoded, Origin};
 use super::{Event, Hub};
 use crate::domain::Change;
 use crate::store::{Backend, Db, EventListener};
@@ -41,11 +48,44 @@ impl RelayState {
     }
 }
 
+/// How long a commit waits for its notifications to come back before answering anyway.
+const ECHO_WAIT: Duration = Duration::from_secs(2);
+
 #[derive(Clone)]
 pub struct Relay {
     hub: Arc<Hub>,
     db: Db,
     state: Arc<AtomicU8>,
+    echoes: Arc<Echoes>,
+}
+
+/// This instance's tag, its payload counter, and the commits waiting for their last payload to
+/// come back through `LISTEN`.
+struct Echoes {
+    instance: u64,
+    next: AtomicU64,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+}
+
+/// The payloads of a unit of work about to commit, and the receipt of its last one.
+pub struct Prepared {
+    pub payloads: Vec<String>,
+    receipt: Option<Receipt>,
+}
+
+/// Resolves when payload `seq` has come back; forgets its waiter when dropped unused.
+struct Receipt {
+    seq: u64,
+    arrived: oneshot::Receiver<()>,
+    echoes: Arc<Echoes>,
+}
+
+impl Drop for Receipt {
+    fn drop(&mut self) {
+        if let Ok(mut waiting) = self.echoes.waiting.lock() {
+            waiting.remove(&self.seq);
+        }
+    }
 }
 
 impl Relay {
@@ -58,6 +98,11 @@ impl Relay {
             hub,
             db: db.clone(),
             state: Arc::new(AtomicU8::new(state as u8)),
+            echoes: Arc::new(Echoes {
+                instance: fastrand::u64(..),
+                next: AtomicU64::new(1),
+                waiting: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
@@ -77,19 +122,60 @@ impl Relay {
         self.state.store(state as u8, Ordering::Relaxed);
     }
 
-    /// The `NOTIFY` payloads of changes about to be committed; empty on SQLite.
-    pub fn payloads(&self, changes: &[Change]) -> Vec<String> {
-        match self.db.backend() {
-            Backend::Postgres => changes.iter().map(payload::encode).collect(),
-            Backend::Sqlite => Vec::new(),
+    /// The `NOTIFY` payloads of changes about to be committed (none on SQLite), numbered so
+    /// their return can be awaited.
+    pub fn prepare(&self, changes: &[Change]) -> Prepared {
+        if self.db.backend() == Backend::Sqlite || changes.is_empty() {
+            return Prepared {
+                payloads: Vec::new(),
+                receipt: None,
+            };
+        }
+        let first = self
+            .echoes
+            .next
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+        let payloads: Vec<String> = changes
+            .iter()
+            .zip(first..)
+            .map(|(change, seq)| {
+                let origin = Origin {
+                    instance: self.echoes.instance,
+                    seq,
+                };
+                payload::encode(change, origin)
+            })
+            .collect();
+        let seq = first + changes.len() as u64 - 1;
+        let (arrive, arrived) = oneshot::channel();
+        if let Ok(mut waiting) = self.echoes.waiting.lock() {
+            waiting.insert(seq, arrive);
+        }
+        Prepared {
+            payloads,
+            receipt: Some(Receipt {
+                seq,
+                arrived,
+                echoes: self.echoes.clone(),
+            }),
         }
     }
 
-    /// After a commit: on SQLite the local hub gets the changes now (PostgreSQL delivers them
-    /// through `LISTEN`).
-    pub fn committed(&self, changes: &[Change]) {
+    /// After the commit: on SQLite the local hub gets the changes now; on PostgreSQL this waits
+    /// (briefly, and only while listening) until `LISTEN` has brought them to the hub.
+    pub async fn committed(&self, prepared: Prepared, changes: &[Change]) {
         if self.db.backend() == Backend::Sqlite {
             self.hub.publish_all(changes);
+            return;
+        }
+        let Some(mut receipt) = prepared.receipt else {
+            return;
+        };
+        if self.state() == RelayState::Listening {
+            let arrived = tokio::time::timeout(ECHO_WAIT, &mut receipt.arrived).await;
+            if arrived.is_err() {
+                tracing::debug!("committed events were not back from LISTEN in time");
+            }
         }
     }
 
@@ -155,7 +241,23 @@ impl Relay {
     }
 
     async fn deliver(&self, payload: &str) {
-        let (kind, id) = match payload::decode(payload) {
+        let (origin, decoded) = payload::decode(payload);
+        self.publish(decoded).await;
+        if let Some(origin) = origin.filter(|o| o.instance == self.echoes.instance) {
+            let waiter = self
+                .echoes
+                .waiting
+                .lock()
+                .ok()
+                .and_then(|mut waiting| waiting.remove(&origin.seq));
+            if let Some(waiter) = waiter {
+                let _ = waiter.send(());
+            }
+        }
+    }
+
+    async fn publish(&self, decoded: Decoded<'_>) {
+        let (kind, id) = match decoded {
             Decoded::Inline(json) => {
                 self.hub.publish_text(Utf8Bytes::from(json.to_string()));
                 return;

@@ -6,6 +6,7 @@ pub mod channels;
 pub mod conversations;
 mod db;
 pub mod early_statuses;
+pub mod jobs;
 pub mod messages;
 pub mod notify;
 pub mod outbox;

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod accepted_sends;
 mod assistant;
 mod auth;
 mod bad_input;

@@ -48,6 +48,8 @@ impl webhook::Webhook {
             .messages
             .into_iter()
             .map(|m| Incoming {
+                // The assistant answers what people write, not reactions, media or notices.
+                answerable: m.message_type == "text",
                 participant_identifier: m.phone.clone().unwrap_or_else(|| m.sender.clone()),
                 conversation_key: m.sender,
                 participant_name: m.contact_name,
