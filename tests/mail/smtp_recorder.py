@@ -26,10 +26,10 @@ interfere (the local part's prefix, case-insensitive, decides):
   tempfail-...@    RCPT answered 451 4.3.0 (every time)
   reject-...@      RCPT answered 550 5.1.1 (every time)
   tempfailN-...@   RCPT answered 451 the first N times this exact address is given, then
-                   accepted (N = 1..99, counted per recipient address for the server's life)
+                   accepted (N = 1..999, counted per recipient address for the server's life)
   datafail-...@    RCPT accepted, the message answered 451 4.3.0 after DATA (not recorded)
   datareject-...@  RCPT accepted, the message answered 554 5.6.0 after DATA (not recorded)
-  slowN-...@       RCPT answered 250 only after N seconds (N = 1..600): for client timeouts
+  slowN-...@       RCPT answered 250 only after N seconds (N = 1..999): for client timeouts
   anything else    accepted.
 A message with several recipients is accepted for the accepted ones only (as a real server
 does); a DATA rule applies when any accepted recipient carries it.
@@ -177,12 +177,12 @@ async def main():
         os.rename(tmp, args.ready)
     print(f"smtp_recorder: listening on {ports}, writing to {args.dir}", flush=True)
 
+    # Every message is on disk before its 250 is sent: nothing to flush, so stop at once.
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    for s in servers.values():
-        s.close()
+    os._exit(0)
 
 
 if __name__ == "__main__":
