@@ -5,15 +5,17 @@
 //! provider sends a message is decided in [`dispatch`].
 
 pub mod dispatch;
+mod record;
+mod worker;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use self::dispatch::Dispatch;
+use self::record::RecordError;
 use crate::channels::SendOutcome;
 use crate::config;
 use crate::domain::{now, Change, ChannelKind, Direction, Message, Status};
@@ -188,67 +190,6 @@ impl Outbox {
         }
     }
 
-    /// Records what became of an attempt in one unit of work, publishing the status changes.
-    async fn record(
-        &self,
-        due: &outbox::Due,
-        outcome: SendOutcome,
-    ) -> Result<Submitted, RecordError> {
-        let attempts = due.send_attempts + 1;
-        let mut uow = self.publisher.begin().await?;
-        let (changed, result) = match outcome {
-            SendOutcome::Accepted(provider_id) => {
-                let recorded =
-                    outbox::record_sent(&mut uow.exec(), due.id, attempts, provider_id.as_deref())
-                        .await;
-                let sent = match (recorded, provider_id) {
-                    (Err(e), Some(id)) if store::is_unique_violation(&e) => {
-                        return Err(RecordError::DuplicateId(id))
-                    }
-                    (Err(e), _) => return Err(RecordError::Database(e)),
-                    (Ok(Some(sent)), Some(id)) => {
-                        Some(apply_early_statuses(&mut uow, sent, due.channel, &id).await?)
-                    }
-                    (Ok(sent), _) => sent,
-                };
-                Metrics::add(&self.metrics.outbox_sent, 1);
-                (sent.clone(), sent.map(Submitted::Sent))
-            }
-            SendOutcome::Transient(reason) if attempts < self.settings.max_attempts as i32 => {
-                let next = now() + chrono_duration(self.backoff(attempts));
-                tracing::warn!(message_id = due.id, attempts, %reason, "send failed, will retry");
-                Metrics::add(&self.metrics.outbox_retried, 1);
-                let m =
-                    outbox::record_retry(&mut uow.exec(), due.id, attempts, next, &reason).await?;
-                // Still pending: nothing changed that clients see, bar the error text.
-                (
-                    None,
-                    m.map(|message| Submitted::Pending { message, reason }),
-                )
-            }
-            SendOutcome::Transient(reason) | SendOutcome::Permanent(reason) => {
-                let reason =
-                    if attempts >= self.settings.max_attempts as i32 && due.send_attempts > 0 {
-                        format!("{reason} (gave up after {attempts} attempts)")
-                    } else {
-                        reason
-                    };
-                tracing::warn!(message_id = due.id, attempts, %reason, "send failed for good");
-                Metrics::add(&self.metrics.outbox_failed, 1);
-                let m = outbox::record_failed(&mut uow.exec(), due.id, attempts, &reason).await?;
-                (
-                    m.clone(),
-                    m.map(|message| Submitted::Failed { message, reason }),
-                )
-            }
-        };
-        if let Some(message) = changed {
-            uow.push(Change::MessageStatus(message));
-        }
-        uow.commit().await?;
-        result.ok_or(RecordError::Database(sqlx::Error::RowNotFound))
-    }
-
     fn hold(&self, id: i64, held: bool) {
         if let Ok(mut holding) = self.holding.lock() {
             if held {
@@ -259,127 +200,10 @@ impl Outbox {
         }
     }
 
-    fn is_held(&self, id: i64) -> bool {
+    pub(super) fn is_held(&self, id: i64) -> bool {
         self.holding
             .lock()
             .is_ok_and(|holding| holding.contains(&id))
-    }
-
-    /// Delay before attempt `attempts + 1`: the base doubled per attempt, capped, with "equal
-    /// jitter" (half fixed, half random) so retries from many messages spread out.
-    fn backoff(&self, attempts: i32) -> Duration {
-        let exponent = u32::try_from(attempts.saturating_sub(1))
-            .unwrap_or(0)
-            .min(20);
-        let full = self
-            .settings
-            .retry_base
-            .saturating_mul(1 << exponent)
-            .min(MAX_BACKOFF);
-        full / 2 + full.mul_f64(fastrand::f64() / 2.0)
-    }
-
-    /// The background worker: claims due messages and attempts them until `shutdown`.
-    pub async fn run(self, shutdown: CancellationToken) {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(self.settings.poll_interval) => {}
-            }
-            loop {
-                let due = match self.claim().await {
-                    Ok(due) => due,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "outbox: cannot claim due messages");
-                        break;
-                    }
-                };
-                let full = due.len() as i64 == BATCH;
-                for item in due {
-                    if shutdown.is_cancelled() {
-                        // Unclaimed messages wait for the next start; their leases expire.
-                        return;
-                    }
-                    let id = item.id;
-                    if self.is_held(id) {
-                        // Accepted already; its outcome is being recorded by the attempt that
-                        // sent it.
-                        continue;
-                    }
-                    if let Err(e) = self.attempt(item).await {
-                        tracing::warn!(message_id = id, error = %e, "outbox: cannot record an attempt");
-                    }
-                }
-                if !full {
-                    break;
-                }
-            }
-        }
-    }
-
-    async fn claim(&self) -> sqlx::Result<Vec<outbox::Due>> {
-        let at = now();
-        let db = self.publisher.db();
-        outbox::claim_due(
-            &mut db.exec(),
-            db.backend(),
-            at,
-            at + chrono_duration(self.lease),
-            BATCH,
-        )
-        .await
-    }
-}
-
-/// Applies the statuses that arrived for `provider_id` before the provider's answer did,
-/// forward only: `sent` is announced, then each status that moved the message on. Returns the
-/// message as it now is.
-async fn apply_early_statuses(
-    uow: &mut UnitOfWork,
-    sent: Message,
-    channel: ChannelKind,
-    provider_id: &str,
-) -> sqlx::Result<Message> {
-    let early = store::early_statuses::take(&mut uow.exec(), channel, provider_id).await?;
-    let mut current = sent;
-    for status in early {
-        let moved = outbox::apply_status(
-            &mut uow.exec(),
-            channel,
-            provider_id,
-            status.status,
-            status.error.as_deref(),
-        )
-        .await?;
-        if let Some(moved) = moved {
-            uow.push(Change::MessageStatus(current));
-            current = moved;
-        }
-    }
-    Ok(current)
-}
-
-/// Why an attempt's outcome was not recorded.
-enum RecordError {
-    /// The provider answered with an id another message already has.
-    DuplicateId(String),
-    Database(sqlx::Error),
-}
-
-impl From<sqlx::Error> for RecordError {
-    fn from(e: sqlx::Error) -> Self {
-        RecordError::Database(e)
-    }
-}
-
-impl RecordError {
-    fn into_sqlx(self) -> sqlx::Error {
-        match self {
-            RecordError::Database(e) => e,
-            RecordError::DuplicateId(id) => {
-                sqlx::Error::Protocol(format!("duplicate provider id {id}"))
-            }
-        }
     }
 }
 
