@@ -21,13 +21,16 @@ pub const MAX_ID_CHARS: usize = 512;
 
 /// A messaging channel (WhatsApp, Instagram, Gmail). Seeded by the migrations.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-#[schema(example = json!({"id": 1, "name": "whatsapp", "display_name": "WhatsApp", "is_active": true, "created_at": "2025-01-01T00:00:00Z"}))]
+#[schema(example = json!({"id": 1, "name": "whatsapp", "display_name": "WhatsApp", "is_active": true, "created_at": "2025-01-01T00:00:00Z", "configured": true}))]
 pub struct Channel {
     pub id: i64,
     pub name: String,
     pub display_name: String,
     pub is_active: bool,
     pub created_at: DateTime<Utc>,
+    /// Whether this server has what it needs to send on the channel.
+    #[sqlx(skip)]
+    pub configured: bool,
 }
 
 /// One customer thread on one channel, unique per `(channel_id, external_id)`.

@@ -7,7 +7,7 @@ use axum::Router;
 
 use super::docs::ListErrors;
 use super::{listing, AppState};
-use crate::domain::Channel;
+use crate::domain::{Channel, ChannelKind};
 use crate::error::ApiResult;
 use crate::store;
 
@@ -16,9 +16,14 @@ pub fn router() -> Router<AppState> {
 }
 
 #[utoipa::path(get, path = "/api/v1/channels", operation_id = "list_channels", tag = "channels", responses((status = 200, description = "All channels", body = Vec<Channel>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ListErrors), security((), ("api_key" = []), ("bearer" = [])))]
-/// All channels.
+/// All channels, each saying whether this server can send on it.
 pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Response> {
-    let channels = store::channels::list(&mut state.db().exec()).await?;
+    let mut channels = store::channels::list(&mut state.db().exec()).await?;
+    let dispatch = state.outbox().dispatch();
+    for channel in &mut channels {
+        channel.configured = ChannelKind::from_id(channel.id)
+            .is_some_and(|kind| dispatch.unavailable(kind).is_none());
+    }
     let total = channels.len() as i64;
     Ok(listing(channels, total))
 }

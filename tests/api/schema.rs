@@ -192,7 +192,8 @@ async fn sqlite_facts() -> BTreeSet<Fact> {
 
 crate::on_both_backends!(the_seeded_channels_are_the_channel_kinds);
 
-/// `ChannelKind` maps each kind to its seeded row without a query: the rows must agree.
+/// `ChannelKind` maps each kind to its seeded row without a query: the rows must agree. Each
+/// says whether this server can send on it.
 async fn the_seeded_channels_are_the_channel_kinds(backend: Backend) {
     let app = crate::helpers::TestApp::spawn(backend).await;
     let (status, _, channels) = app.list("/api/v1/channels").await;
@@ -213,4 +214,21 @@ async fn the_seeded_channels_are_the_channel_kinds(backend: Backend) {
         .map(|k| (k.id(), k.as_str().to_owned()))
         .collect();
     assert_eq!(rows, kinds);
+    let configured = |channels: &serde_json::Value| -> Vec<bool> {
+        channels
+            .as_array()
+            .map(|all| all.iter().map(|c| c["configured"] == true).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(configured(&channels), vec![false, false, false]);
+    let sending = crate::helpers::TestApp::spawn_with(
+        backend,
+        &[
+            ("WHATSAPP_ACCESS_TOKEN", "t"),
+            ("WHATSAPP_PHONE_NUMBER_ID", "1"),
+        ],
+    )
+    .await;
+    let (_, _, channels) = sending.list("/api/v1/channels").await;
+    assert_eq!(configured(&channels), vec![true, false, false]);
 }
