@@ -71,6 +71,8 @@ fn message() -> Message {
         created_at: at,
         status: Status::Received,
         error: None,
+        attachments: Vec::new(),
+        attachment_count: 0,
         channel: ChannelKind::Whatsapp,
     }
 }

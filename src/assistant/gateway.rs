@@ -58,9 +58,10 @@ impl Assistant {
             metadata: Some(metadata.to_string()),
             // Answered right here, in the gateway's response.
             answerable: false,
+            attachments: Vec::new(),
         };
         let mut uow = self.publisher.begin().await?;
-        let recorded = inbox::record_message(&mut uow, channel, &record, false).await?;
+        let recorded = inbox::record_message(&mut uow, channel, &record, false, false).await?;
         uow.commit().await?;
 
         let (message, first_delivery) = match recorded.message {

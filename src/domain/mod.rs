@@ -1,11 +1,13 @@
 //! The inbox's records and the small parsed types that guard their invariants.
 
+mod attachment;
 mod change;
 mod channel;
 mod phone;
 mod status;
 mod time;
 
+pub use attachment::{Attachment, AttachmentKind};
 pub use change::Change;
 pub use channel::ChannelKind;
 pub use phone::PhoneNumber;
@@ -71,6 +73,13 @@ pub struct Message {
     pub status: Status,
     /// The provider's reason when a send failed.
     pub error: Option<String>,
+    /// The files it carries; `[]` when none.
+    #[sqlx(skip)]
+    pub attachments: Vec<Attachment>,
+    /// How many files it carries (so pages without any need no extra query).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub attachment_count: i64,
     /// The message's channel (read from `channel_id`): part of the `new_message` event, not of
     /// the REST body.
     #[serde(skip)]

@@ -133,7 +133,7 @@ async fn receive(
             detail: detail.into(),
         });
     }
-    let delivery = match parse(&body) {
+    let mut delivery = match parse(&body) {
         Ok(delivery) => delivery,
         Err(ParseError::NotJson(e)) => {
             return Err(ApiError::bad_request(format!("malformed JSON: {e}")))
@@ -144,6 +144,7 @@ async fn receive(
     if delivery.messages.is_empty() && delivery.statuses.is_empty() {
         return Ok(ok());
     }
+    delivery.signed = !secrets.is_empty();
     let (channel, messages, statuses) = (
         delivery.channel,
         delivery.messages.len(),

@@ -16,8 +16,9 @@ use crate::domain::{
     now, Change, ChannelKind, Conversation, Direction, Message, Status, MAX_ID_CHARS,
 };
 use crate::publish::UnitOfWork;
+pub use crate::store::attachments::{NewAttachment, Source};
 use crate::store::jobs::{self, JobKind};
-use crate::store::{conversations, early_statuses, messages, outbox};
+use crate::store::{attachments, conversations, early_statuses, messages, outbox};
 
 /// What one provider delivery carried, in the inbox's terms.
 #[derive(Debug, Clone)]
@@ -25,6 +26,10 @@ pub struct Delivery {
     pub channel: ChannelKind,
     pub messages: Vec<Incoming>,
     pub statuses: Vec<StatusReport>,
+    /// Whether its signature was checked (an app secret is set): only then may a URL it
+    /// carries be fetched, so an unsigned request cannot make the server fetch an address of
+    /// its choosing.
+    pub signed: bool,
 }
 
 /// A message a customer sent.
@@ -46,6 +51,8 @@ pub struct Incoming {
     /// Whether the assistant may answer it on its own (`ASSISTANT_AUTOREPLY`): a person's text,
     /// not a reaction or an automatic mail. The provider knows.
     pub answerable: bool,
+    /// The files it carries.
+    pub attachments: Vec<NewAttachment>,
 }
 
 /// A provider's news about a message we sent.
@@ -89,7 +96,15 @@ pub async fn record(
             continue;
         }
         let wants_reply = wants_replies && incoming.answerable;
-        recorded.push(record_message(uow, delivery.channel, incoming, wants_reply).await?);
+        let recorded_one = record_message(
+            uow,
+            delivery.channel,
+            incoming,
+            wants_reply,
+            delivery.signed,
+        )
+        .await?;
+        recorded.push(recorded_one);
     }
     for report in &delivery.statuses {
         apply_status(uow, delivery.channel, report).await?;
@@ -97,13 +112,15 @@ pub async fn record(
     Ok(recorded)
 }
 
-/// Stores one inbound message in the unit of work; with `wants_reply`, a new message in a
-/// conversation whose assistant is on also gets its reply job, in the same transaction.
+/// Stores one inbound message and its files in the unit of work; with `wants_reply`, a new
+/// message in a conversation whose assistant is on also gets its reply job, in the same
+/// transaction. URLs are fetchable only from a `signed` delivery.
 pub async fn record_message(
     uow: &mut UnitOfWork,
     channel: ChannelKind,
     incoming: &Incoming,
     wants_reply: bool,
+    signed: bool,
 ) -> sqlx::Result<Recorded> {
     let incoming = &without_nul(incoming);
     let at = now();
@@ -139,8 +156,19 @@ pub async fn record_message(
         reply_to_message_id: None,
         recipient: None,
     };
-    let stored = messages::insert(&mut uow.exec(), &message, at).await?;
-    if let Some(stored) = &stored {
+    let mut stored = messages::insert(&mut uow.exec(), &message, at).await?;
+    if let Some(stored) = &mut stored {
+        for file in &incoming.attachments {
+            let fetchable = match file.source {
+                Source::WhatsappMedia { .. } => true,
+                Source::Url { .. } => signed,
+                Source::Stored { .. } => false,
+            };
+            let attachment =
+                attachments::insert(&mut uow.exec(), stored.id, file, fetchable, at).await?;
+            stored.attachments.push(attachment);
+        }
+        stored.attachment_count = stored.attachments.len() as i64;
         uow.push(Change::NewMessage(stored.clone()));
         if wants_reply && upserted.conversation.assistant_enabled {
             jobs::enqueue(&mut uow.exec(), JobKind::AssistantReply, stored.id, at).await?;
@@ -203,5 +231,6 @@ fn without_nul(incoming: &Incoming) -> Incoming {
         metadata: incoming.metadata.as_deref().map(clean),
         timestamp: incoming.timestamp,
         answerable: incoming.answerable,
+        attachments: incoming.attachments.clone(),
     }
 }

@@ -119,6 +119,8 @@ mod tests {
             created_at: crate::domain::now(),
             status: Status::Received,
             error: None,
+            attachments: Vec::new(),
+            attachment_count: 0,
             channel: ChannelKind::Whatsapp,
         }
     }

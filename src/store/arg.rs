@@ -58,6 +58,11 @@ impl From<Option<DateTime<Utc>>> for Arg {
     }
 }
 
+impl From<crate::domain::AttachmentKind> for Arg {
+    fn from(v: crate::domain::AttachmentKind) -> Self {
+        Arg::Text(Some(v.as_str().to_owned()))
+    }
+}
 impl From<crate::domain::Status> for Arg {
     fn from(v: crate::domain::Status) -> Self {
         Arg::Text(Some(v.as_str().to_owned()))

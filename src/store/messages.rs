@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Exec, Filter};
+use super::{attachments, Exec, Filter};
 use crate::args;
 use crate::domain::{ChannelKind, Direction, Message, Order, Status};
 
@@ -11,7 +11,7 @@ macro_rules! columns {
     () => {
         "SELECT m.id, m.content, m.message_type, m.direction, m.sender_name, m.sender_identifier, \
          m.\"timestamp\", m.message_metadata, m.conversation_id, m.external_message_id, \
-         m.is_read, m.created_at, m.status, m.error, m.channel_id AS channel"
+         m.is_read, m.created_at, m.status, m.error, m.channel_id AS channel, m.attachment_count"
     };
 }
 
@@ -73,12 +73,26 @@ pub async fn list(ex: &mut Exec<'_>, q: &ListQuery) -> sqlx::Result<(Vec<Message
         columns!(),
         from!()
     );
-    super::page(ex, &sql, &count, filter.args, filter_args).await
+    let (mut page, total) = super::page(ex, &sql, &count, filter.args, filter_args).await?;
+    attachments::attach(ex, &mut page).await?;
+    Ok((page, total))
 }
 
 pub async fn get(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<Message>> {
-    ex.fetch_optional(concat!(select!(), " WHERE m.id = $1"), args![id])
-        .await
+    let found = ex
+        .fetch_optional(concat!(select!(), " WHERE m.id = $1"), args![id])
+        .await?;
+    with_attachments(ex, found).await
+}
+
+/// One message with its files filled in.
+async fn with_attachments(
+    ex: &mut Exec<'_>,
+    message: Option<Message>,
+) -> sqlx::Result<Option<Message>> {
+    let mut found: Vec<Message> = message.into_iter().collect();
+    attachments::attach(ex, &mut found).await?;
+    Ok(found.pop())
 }
 
 /// A message to store.
@@ -122,7 +136,7 @@ pub async fn insert(
              ON CONFLICT DO NOTHING \
              RETURNING id, content, message_type, direction, sender_name, sender_identifier, \
              \"timestamp\", message_metadata, conversation_id, external_message_id, is_read, \
-             created_at, status, error, channel_id AS channel",
+             created_at, status, error, channel_id AS channel, attachment_count",
             args![
                 new.content.clone(),
                 new.message_type.clone(),
@@ -169,23 +183,27 @@ pub async fn by_external_id(
     channel: ChannelKind,
     external_id: &str,
 ) -> sqlx::Result<Option<Message>> {
-    ex.fetch_optional(
-        concat!(
-            select!(),
-            " WHERE m.channel_id = $1 AND m.external_message_id = $2"
-        ),
-        args![channel, external_id],
-    )
-    .await
+    let found = ex
+        .fetch_optional(
+            concat!(
+                select!(),
+                " WHERE m.channel_id = $1 AND m.external_message_id = $2"
+            ),
+            args![channel, external_id],
+        )
+        .await?;
+    with_attachments(ex, found).await
 }
 
 /// The reply stored for message `id`, if any.
 pub async fn reply_to(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<Message>> {
-    ex.fetch_optional(
-        concat!(select!(), " WHERE m.reply_to_message_id = $1"),
-        args![id],
-    )
-    .await
+    let found = ex
+        .fetch_optional(
+            concat!(select!(), " WHERE m.reply_to_message_id = $1"),
+            args![id],
+        )
+        .await?;
+    with_attachments(ex, found).await
 }
 
 /// The last `limit` messages of a conversation stored before message `before_id`, oldest first,
@@ -207,5 +225,6 @@ pub async fn history(
         )
         .await?;
     newest_first.reverse();
+    attachments::attach(ex, &mut newest_first).await?;
     Ok(newest_first)
 }

@@ -2,6 +2,7 @@
 //! Every query is a single SQL text that runs unchanged on both backends.
 
 mod arg;
+pub mod attachments;
 pub mod channels;
 pub mod conversations;
 mod db;

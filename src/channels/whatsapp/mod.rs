@@ -58,6 +58,7 @@ impl webhook::Webhook {
                 timestamp: m.timestamp,
                 external_message_id: Some(m.wamid),
                 metadata: Some(m.raw.to_string()),
+                attachments: Vec::new(),
             })
             .collect();
         let statuses = self
@@ -77,6 +78,8 @@ impl webhook::Webhook {
             channel: ChannelKind::Whatsapp,
             messages,
             statuses,
+            // Set by the webhook route, which alone knows whether it checked the signature.
+            signed: false,
         }
     }
 }
