@@ -1,6 +1,9 @@
 //! switchboard: the backend of a shared inbox for WhatsApp, Instagram and email.
 //!
-//! A guided tour, edge to store:
+//! A guided tour, edge to store (ARCHITECTURE.md follows a webhook to a socket and a reply to
+//! its provider): `app` wires everything; `http` is the edge; `channels` turn what providers send
+//! into the `inbox`'s records and send through the `outbox`; every write goes through a
+//! `publish` unit of work into the `store`, and from there to the `realtime` hub.
 
 /// Start-up and shutdown: builds the state, router and background tasks around a listener.
 pub mod app;
