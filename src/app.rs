@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::http::{self, AppState, Services};
 use crate::inbox::ingest::{self, Ingest};
 use crate::jobs;
+use crate::media::MediaStore;
 use crate::metrics::Metrics;
 use crate::outbox::{Dispatch, Outbox};
 use crate::publish::Publisher;
@@ -79,6 +80,13 @@ impl App {
             })?),
             None => None,
         };
+        let media = MediaStore::new(config.media_dir.clone(), config.media_max_bytes);
+        media.prepare().await.map_err(|e| {
+            StartError::Io(std::io::Error::new(
+                e.kind(),
+                format!("MEDIA_DIR {}: {e}", config.media_dir.display()),
+            ))
+        })?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let dispatch = Dispatch::from_config(&config).map_err(StartError::Http)?;
@@ -116,6 +124,7 @@ impl App {
             outbox,
             assistant,
             ingest,
+            media,
             shutdown,
             tasks,
         });

@@ -25,6 +25,8 @@ pub mod inbox;
 pub mod jobs;
 /// Housekeeping on a timer: pruning tables that would otherwise only grow.
 pub mod maintenance;
+/// The media store: attachment files named by their content's hash.
+pub mod media;
 /// Prometheus metrics.
 pub mod metrics;
 /// Outbound delivery: store first, send through the channel's provider, retry in the background.

@@ -25,6 +25,7 @@
 //! | `ASSISTANT_HISTORY_LIMIT` | `20` | earlier messages of the conversation the LLM sees (0–200) |
 //! | `ASSISTANT_FALLBACK_REPLY` | a short Spanish "we will answer soon" | the reply when no LLM answers |
 //! | `ASSISTANT_AUTOREPLY` | `false` | `true`: inbound messages on every channel that can send get the assistant's answer through the outbox; or a comma list of channel names |
+//! | `MEDIA_DIR`, `MEDIA_MAX_BYTES` | `./media`, `104857600` | where attachment files are kept (several instances: a directory they share), and the largest kept |
 //! | `METRICS_ADDR` | unset | serve `/metrics` there (unguarded, for an internal network) instead of on the main port behind `API_KEYS` |
 //! | `RUST_LOG`, `LOG_FORMAT` | `info`, `pretty` | log filter; `json` for one JSON object per line |
 //!
@@ -73,6 +74,8 @@ pub struct Config {
     pub gateway_keys: Option<KeySet>,
     pub assistant: Assistant,
     pub metrics_addr: Option<std::net::SocketAddr>,
+    pub media_dir: std::path::PathBuf,
+    pub media_max_bytes: u64,
 }
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -124,6 +127,11 @@ impl Config {
                     })
                 })
                 .transpose()?,
+            media_dir: vars
+                .get("MEDIA_DIR")
+                .map(|d| std::path::PathBuf::from(d.trim()))
+                .unwrap_or_else(|| "media".into()),
+            media_max_bytes: vars.bounded("MEDIA_MAX_BYTES", 100 * 1024 * 1024, 1, 1 << 40)?,
         })
     }
 
@@ -276,6 +284,7 @@ mod tests {
             ("ASSISTANT_HISTORY_LIMIT", "-1"),
             ("ASSISTANT_AUTOREPLY", "sometimes"),
             ("ASSISTANT_AUTOREPLY", "whatsapp,telegram"),
+            ("MEDIA_MAX_BYTES", "0"),
         ] {
             let e = Config::with(&[(var, value)]).expect_err(var);
             assert_eq!(e.variable, var);

@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 use crate::assistant::Assistant;
 use crate::config::Config;
 use crate::inbox::ingest::Ingest;
+use crate::media::MediaStore;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::publish::Publisher;
@@ -44,6 +45,7 @@ struct Inner {
     outbox: Outbox,
     assistant: Assistant,
     ingest: Ingest,
+    media: MediaStore,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -58,6 +60,7 @@ pub struct Services {
     pub outbox: Outbox,
     pub assistant: Assistant,
     pub ingest: Ingest,
+    pub media: MediaStore,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// Background work that shutdown waits for.
@@ -75,6 +78,7 @@ impl AppState {
             outbox,
             assistant,
             ingest,
+            media,
             shutdown,
             tasks,
         } = services;
@@ -87,6 +91,7 @@ impl AppState {
             outbox,
             assistant,
             ingest,
+            media,
             shutdown,
             tasks,
         }))
@@ -120,6 +125,10 @@ impl AppState {
     }
     pub fn assistant(&self) -> &Assistant {
         &self.0.assistant
+    }
+    /// Attachment files.
+    pub fn media(&self) -> &MediaStore {
+        &self.0.media
     }
     /// Where webhook deliveries are queued for group commit.
     pub fn ingest(&self) -> &Ingest {

@@ -146,6 +146,15 @@ impl TestApp {
         sqlite_file: Option<PathBuf>,
         overrides: Vec<(String, String)>,
     ) -> TestApp {
+        let mut overrides = overrides;
+        // Each server keeps its files apart (tests share a process and a working directory); a
+        // restart keeps the same directory.
+        if !overrides.iter().any(|(k, _)| k == "MEDIA_DIR") {
+            let media = std::env::temp_dir()
+                .join("switchboard-tests")
+                .join(format!("media-{}", uuid::Uuid::new_v4().simple()));
+            overrides.push(("MEDIA_DIR".into(), media.display().to_string()));
+        }
         let mut vars: Vec<(&str, &str)> = vec![
             ("DATABASE_URL", database_url.as_str()),
             ("DATABASE_MAX_CONNECTIONS", "5"),
