@@ -45,22 +45,34 @@ pub enum Event<'a> {
     },
 }
 
-impl<'a> Event<'a> {
-    pub fn new_message(message: &'a Message) -> Event<'a> {
-        Event::NewMessage(MessageWithChannel {
+impl<'a> MessageWithChannel<'a> {
+    fn of(message: &'a Message) -> Self {
+        MessageWithChannel {
             message,
             channel: message.channel,
-        })
+        }
     }
+}
 
-    pub fn message_status(message: &'a Message) -> Event<'a> {
-        Event::MessageStatus(StatusChange {
+impl<'a> StatusChange<'a> {
+    fn of(message: &'a Message) -> Self {
+        StatusChange {
             id: message.id,
             conversation_id: message.conversation_id,
             external_message_id: message.external_message_id.as_deref(),
             status: message.status,
             error: message.error.as_deref(),
-        })
+        }
+    }
+}
+
+impl<'a> Event<'a> {
+    pub fn new_message(message: &'a Message) -> Event<'a> {
+        Event::NewMessage(MessageWithChannel::of(message))
+    }
+
+    pub fn message_status(message: &'a Message) -> Event<'a> {
+        Event::MessageStatus(StatusChange::of(message))
     }
 
     /// The event as one JSON text.
@@ -81,11 +93,81 @@ impl Change {
             Change::MessageStatus(m) => Event::message_status(m),
         }
     }
+
+    /// The event's `data` alone (what the event webhook sends under `data`).
+    pub fn data(&self) -> ChangeData<'_> {
+        ChangeData(self)
+    }
+}
+
+/// A change's event `data`: the same value [`Change::event`] puts under `data`, since a
+/// newtype variant of an adjacently tagged enum serialises its content as it is.
+pub struct ChangeData<'a>(&'a Change);
+
+impl Serialize for ChangeData<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Change::NewConversation(c) | Change::ConversationUpdated(c) => c.serialize(serializer),
+            Change::NewMessage(m) => MessageWithChannel::of(m).serialize(serializer),
+            Change::MessageStatus(m) => StatusChange::of(m).serialize(serializer),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Direction;
+
+    #[test]
+    fn a_changes_data_is_what_its_event_carries() {
+        let at = crate::domain::now();
+        let conversation = Conversation {
+            id: 3,
+            participant_name: Some("Ana".into()),
+            participant_identifier: "+34 600".into(),
+            is_active: true,
+            channel_id: 1,
+            external_id: "34600".into(),
+            created_at: at,
+            updated_at: at,
+            last_message_at: None,
+            unread_count: 1,
+            assistant_enabled: true,
+        };
+        let message = Message {
+            id: 7,
+            content: "hola \"ñ\"".into(),
+            message_type: "text".into(),
+            direction: Direction::Outbound,
+            sender_name: None,
+            sender_identifier: None,
+            timestamp: at,
+            message_metadata: Some("{\"a\":1}".into()),
+            conversation_id: 3,
+            external_message_id: Some("wamid.1".into()),
+            is_read: true,
+            created_at: at,
+            status: Status::Failed,
+            error: Some("no".into()),
+            attachments: Vec::new(),
+            attachment_count: 0,
+            channel: ChannelKind::Whatsapp,
+        };
+        for change in [
+            Change::NewConversation(conversation.clone()),
+            Change::ConversationUpdated(conversation),
+            Change::NewMessage(message.clone()),
+            Change::MessageStatus(message),
+        ] {
+            let framed = format!(
+                r#"{{"type":"{}","data":{}}}"#,
+                change.kind(),
+                serde_json::to_string(&change.data()).expect("serialises")
+            );
+            assert_eq!(framed, change.event().to_json());
+        }
+    }
 
     #[test]
     fn pong_has_an_empty_data_object() {
