@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
 use crate::config::Config;
+use crate::event_webhooks;
 use crate::http::{self, AppState, Services};
 use crate::inbox::ingest::{self, Ingest};
 use crate::jobs;
@@ -57,6 +58,8 @@ struct Background {
     ingest: ingest::Writer,
     /// The durable job runner.
     jobs: jobs::Runner,
+    /// The event webhook's delivery worker, when `EVENT_WEBHOOK_URL` is set.
+    event_webhooks: Option<event_webhooks::Worker>,
 }
 
 impl App {
@@ -68,8 +71,13 @@ impl App {
         let hub = Arc::new(Hub::new(config.ws_queue_capacity));
         let relay = Relay::new(&db, hub);
         let waker = jobs::Waker::default();
-        let publisher = Publisher::new(db.clone(), relay.clone(), waker.clone());
         let metrics = Arc::new(Metrics::default());
+        let (event_recorder, event_worker) =
+            event_webhooks::from_config(config.event_webhook.as_ref(), &db, metrics.clone())
+                .map_err(StartError::Http)?
+                .unzip();
+        let publisher = Publisher::new(db.clone(), relay.clone(), waker.clone())
+            .with_event_webhooks(event_recorder);
         let events = relay.connect().await?;
         let metrics_listener = match config.metrics_addr {
             Some(address) => Some(TcpListener::bind(address).await.map_err(|e| {
@@ -137,6 +145,7 @@ impl App {
                 metrics: metrics_listener,
                 ingest: ingest_writer,
                 jobs,
+                event_webhooks: event_worker,
             },
         })
     }
@@ -194,7 +203,14 @@ fn start_background(state: &AppState, background: Background, token: &Cancellati
     tasks.spawn(background.ingest.run());
     tasks.spawn(state.outbox().clone().run(token.clone()));
     tasks.spawn(background.jobs.run(token.clone()));
-    tasks.spawn(crate::maintenance::run(state.db().clone(), token.clone()));
+    if let Some(worker) = background.event_webhooks {
+        tasks.spawn(worker.run(token.clone()));
+    }
+    tasks.spawn(crate::maintenance::run(
+        state.db().clone(),
+        crate::maintenance::Retention::from_config(state.config()),
+        token.clone(),
+    ));
     tasks.spawn(
         state
             .relay()

@@ -17,6 +17,9 @@ pub mod config;
 pub mod domain;
 /// `ApiError` and its JSON rendering.
 pub mod error;
+/// Event webhooks: every event also POSTed to the operator's receiver, signed, in order per
+/// conversation, recorded with its change and retried until taken.
+pub mod event_webhooks;
 /// The REST routes, extractors and middleware.
 pub mod http;
 /// The inbound seam: channel-neutral records, one recorder, group commit of deliveries.

@@ -67,6 +67,10 @@ pub struct Metrics {
     pub outbox_sent: AtomicU64,
     pub outbox_failed: AtomicU64,
     pub outbox_retried: AtomicU64,
+    /// Event webhook deliveries: taken by the receiver, failed attempts to retry, given up.
+    pub event_webhooks_delivered: AtomicU64,
+    pub event_webhooks_retried: AtomicU64,
+    pub event_webhooks_given_up: AtomicU64,
     llm: Mutex<BTreeMap<String, Histogram>>,
 }
 
@@ -76,6 +80,8 @@ pub struct Gauges {
     pub events_published: u64,
     pub events_dropped: u64,
     pub outbox_pending: Option<i64>,
+    /// Events waiting for the event webhook's receiver (`None`: not configured, or unknown).
+    pub event_webhooks_pending: Option<i64>,
 }
 
 impl Metrics {
@@ -195,6 +201,32 @@ impl Metrics {
             "Outbound messages failed for good.",
             load(&self.outbox_failed),
         );
+        if let Some(pending) = gauges.event_webhooks_pending {
+            gauge(
+                &mut out,
+                "switchboard_event_webhooks_pending",
+                "Events waiting for the event webhook's receiver (first try or retry).",
+                pending.max(0) as u64,
+            );
+        }
+        counter(
+            &mut out,
+            "switchboard_event_webhooks_delivered_total",
+            "Events the event webhook's receiver took (2xx).",
+            load(&self.event_webhooks_delivered),
+        );
+        counter(
+            &mut out,
+            "switchboard_event_webhooks_retries_total",
+            "Event webhook attempts that failed and were scheduled again.",
+            load(&self.event_webhooks_retried),
+        );
+        counter(
+            &mut out,
+            "switchboard_event_webhooks_given_up_total",
+            "Events given up after the retry window (each logged with its id).",
+            load(&self.event_webhooks_given_up),
+        );
         out.push_str("# HELP switchboard_llm_call_duration_seconds LLM calls by outcome (ok, or the fallback reason).\n");
         out.push_str("# TYPE switchboard_llm_call_duration_seconds histogram\n");
         if let Ok(llm) = self.llm.lock() {
@@ -246,6 +278,7 @@ mod tests {
             events_published: 5,
             events_dropped: 1,
             outbox_pending: Some(3),
+            event_webhooks_pending: None,
         });
         let labels = r#"method="GET",route="/api/v1/messages",status="200""#;
         assert!(text.contains(&format!(

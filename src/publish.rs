@@ -4,9 +4,11 @@
 //! order, to every instance, and never for a rollback; on SQLite the local hub gets them right
 //! after the commit. Either way, a commit returns once this instance's sockets have been handed
 //! its events. No other write path exists: nobody hears of a row that is not committed,
-//! and no committed change goes untold.
+//! and no committed change goes untold. With an event webhook configured, the events are also
+//! recorded for it in the same transaction ([`crate::event_webhooks`]).
 
 use crate::domain::Change;
+use crate::event_webhooks;
 use crate::jobs::Waker;
 use crate::realtime::Relay;
 use crate::store::{self, Db, Exec, Tx};
@@ -17,12 +19,24 @@ pub struct Publisher {
     db: Db,
     relay: Relay,
     jobs: Waker,
+    event_webhooks: Option<event_webhooks::Recorder>,
 }
 
 impl Publisher {
     /// `jobs` is woken after a commit that enqueued jobs, so this instance runs them at once.
     pub fn new(db: Db, relay: Relay, jobs: Waker) -> Publisher {
-        Publisher { db, relay, jobs }
+        Publisher {
+            db,
+            relay,
+            jobs,
+            event_webhooks: None,
+        }
+    }
+
+    /// Every unit of work also records its events for the event webhook.
+    pub fn with_event_webhooks(mut self, recorder: Option<event_webhooks::Recorder>) -> Publisher {
+        self.event_webhooks = recorder;
+        self
     }
 
     pub fn db(&self) -> &Db {
@@ -37,6 +51,7 @@ impl Publisher {
             relay: self.relay.clone(),
             jobs: self.jobs.clone(),
             enqueued_jobs: false,
+            event_webhooks: self.event_webhooks.clone(),
         })
     }
 }
@@ -49,6 +64,7 @@ pub struct UnitOfWork {
     relay: Relay,
     jobs: Waker,
     enqueued_jobs: bool,
+    event_webhooks: Option<event_webhooks::Recorder>,
 }
 
 impl UnitOfWork {
@@ -91,9 +107,19 @@ impl UnitOfWork {
 
     /// Commits, then publishes; returns the changes published.
     pub async fn commit(mut self) -> sqlx::Result<Vec<Change>> {
+        let webhooks = self
+            .event_webhooks
+            .take()
+            .filter(|_| !self.changes.is_empty());
+        if let Some(webhooks) = &webhooks {
+            webhooks.record(&mut self.tx, &self.changes).await?;
+        }
         let prepared = self.relay.prepare(&self.changes);
         store::notify::notify(&mut self.tx, &prepared.payloads).await?;
         self.tx.commit().await?;
+        if let Some(webhooks) = webhooks {
+            webhooks.committed();
+        }
         self.relay.committed(prepared, &self.changes).await;
         if self.enqueued_jobs {
             self.jobs.wake();

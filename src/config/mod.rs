@@ -26,15 +26,20 @@
 //! | `ASSISTANT_FALLBACK_REPLY` | a short Spanish "we will answer soon" | the reply when no LLM answers |
 //! | `ASSISTANT_AUTOREPLY` | `false` | `true`: inbound messages on every channel that can send get the assistant's answer through the outbox; or a comma list of channel names |
 //! | `MEDIA_DIR`, `MEDIA_MAX_BYTES` | `./media`, `104857600` | where attachment files are kept (several instances: a directory they share), and the largest kept |
+//! | `EVENT_WEBHOOK_URL`, `EVENT_WEBHOOK_SECRET` | unset | set: every event is also POSTed there, signed with the secret ([`events`]) |
+//! | `EVENT_WEBHOOK_TIMEOUT_SECS`, `EVENT_WEBHOOK_RETRY_BASE_MS`, `EVENT_WEBHOOK_RETRY_HOURS` | `10`, `2000`, `24` | one attempt's limit; first retry delay (doubling, capped at 5 minutes); how long after it was recorded an event is retried |
+//! | `EVENT_WEBHOOK_CONCURRENCY`, `EVENT_WEBHOOK_RETENTION_HOURS` | `16`, `24` | deliveries in flight (one per conversation); how long finished events are kept |
 //! | `METRICS_ADDR` | unset | serve `/metrics` there (unguarded, for an internal network) instead of on the main port behind `API_KEYS` |
 //! | `RUST_LOG`, `LOG_FORMAT` | `info`, `pretty` | log filter; `json` for one JSON object per line |
 //!
 //! Every error names its variable. Secrets are kept in [`Secret`], whose `Debug` hides them.
 //! Each area reads its own variables: [`channels`] (WhatsApp, Meta webhooks, the outbox),
-//! [`assistant`] (the LLM and auto-replies); [`vars`] holds the readers they share.
+//! [`assistant`] (the LLM and auto-replies), [`events`] (the event webhook); [`vars`] holds the
+//! readers they share.
 
 mod assistant;
 mod channels;
+mod events;
 mod secret;
 mod vars;
 
@@ -46,6 +51,7 @@ pub use self::assistant::{
     Assistant, AutoReply, Llm, DEFAULT_FALLBACK_REPLY, DEFAULT_SYSTEM_PROMPT,
 };
 pub use self::channels::{MetaWebhook, Outbox, WhatsApp};
+pub use self::events::EventWebhook;
 pub use self::secret::{KeySet, Secret};
 use self::vars::{err, Vars};
 
@@ -76,6 +82,7 @@ pub struct Config {
     pub metrics_addr: Option<std::net::SocketAddr>,
     pub media_dir: std::path::PathBuf,
     pub media_max_bytes: u64,
+    pub event_webhook: Option<EventWebhook>,
 }
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -132,6 +139,7 @@ impl Config {
                 .map(|d| std::path::PathBuf::from(d.trim()))
                 .unwrap_or_else(|| "media".into()),
             media_max_bytes: vars.bounded("MEDIA_MAX_BYTES", 100 * 1024 * 1024, 1, 1 << 40)?,
+            event_webhook: vars.event_webhook()?,
         })
     }
 

@@ -44,11 +44,18 @@ pub(super) async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let pending = store::outbox::pending_count(&mut state.db().exec())
         .await
         .ok();
+    let event_webhooks_pending = match state.config().event_webhook {
+        Some(_) => store::event_webhooks::pending_count(&mut state.db().exec())
+            .await
+            .ok(),
+        None => None,
+    };
     let gauges = Gauges {
         open_sockets: hub.open_sockets(),
         events_published: hub.published(),
         events_dropped: hub.dropped(),
         outbox_pending: pending,
+        event_webhooks_pending,
     };
     (
         [(

@@ -7,6 +7,7 @@ pub mod channels;
 pub mod conversations;
 mod db;
 pub mod early_statuses;
+pub mod event_webhooks;
 pub mod jobs;
 pub mod messages;
 pub mod notify;
