@@ -123,9 +123,31 @@ pub async fn claim(
     ex.fetch_all(&sql, args![now, lease_until, limit]).await
 }
 
-/// The receiver took it: finished.
-pub async fn delivered(ex: &mut Exec<'_>, id: i64, now: DateTime<Utc>) -> sqlx::Result<()> {
-    finish(ex, id, "delivered", None, now).await
+/// The receiver took these: finished, in one statement however many (the worker records what
+/// finished meanwhile together).
+pub async fn delivered(
+    ex: &mut Exec<'_>,
+    backend: Backend,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    // The ids travel as one JSON array, so the statement's text is the same for any number.
+    let ids_of = match backend {
+        Backend::Postgres => "SELECT value::bigint FROM json_array_elements_text($1::json)",
+        Backend::Sqlite => "SELECT value FROM json_each($1)",
+    };
+    let ids = serde_json::to_string(ids).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    ex.execute(
+        &format!(
+            "UPDATE event_webhooks SET due_at = NULL, claimed_until = NULL,              outcome = 'delivered', finished_at = $2              WHERE id IN ({ids_of}) AND due_at IS NOT NULL"
+        ),
+        args![ids, now],
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Retried for long enough: finished without delivery.
@@ -135,21 +157,10 @@ pub async fn given_up(
     error: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    finish(ex, id, "given_up", Some(error), now).await
-}
-
-async fn finish(
-    ex: &mut Exec<'_>,
-    id: i64,
-    outcome: &str,
-    error: Option<&str>,
-    now: DateTime<Utc>,
-) -> sqlx::Result<()> {
     ex.execute(
-        "UPDATE event_webhooks SET due_at = NULL, claimed_until = NULL, outcome = $2, \
-         last_error = COALESCE($3, last_error), finished_at = $4 \
-         WHERE id = $1 AND due_at IS NOT NULL",
-        args![id, outcome, error.map(str::to_owned), now],
+        "UPDATE event_webhooks SET due_at = NULL, claimed_until = NULL, outcome = 'given_up', \
+         last_error = $2, finished_at = $3 WHERE id = $1 AND due_at IS NOT NULL",
+        args![id, error, now],
     )
     .await
     .map(|_| ())
