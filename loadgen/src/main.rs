@@ -7,6 +7,7 @@
 
 mod closed_loop;
 mod conn;
+mod events;
 mod fanout;
 mod ingest;
 mod measure;
@@ -80,6 +81,28 @@ enum Scenario {
         /// Distinct senders (conversations).
         #[arg(long, default_value_t = 1000)]
         senders: u64,
+    },
+    /// The ingest workload while this process plays the event webhook's receiver on --receiver;
+    /// then the check that every event arrived once, in order per conversation.
+    Events {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        load: Load,
+        #[arg(long, default_value_t = 1000)]
+        senders: u64,
+        /// Where the receiver listens (the server's EVENT_WEBHOOK_URL).
+        #[arg(long)]
+        receiver: SocketAddr,
+        /// The server's EVENT_WEBHOOK_SECRET: every signature is checked.
+        #[arg(long)]
+        secret: Option<String>,
+        /// Hold every delivery until the load ends, then measure the drain of the backlog.
+        #[arg(long)]
+        hold: bool,
+        /// Longest wait for the last event after the load, in seconds.
+        #[arg(long, default_value_t = 120.0)]
+        drain_timeout: f64,
     },
     /// GET pages of messages or conversations from a bulk-loaded database.
     Read {
@@ -203,6 +226,26 @@ async fn run(scenario: Scenario) -> Result<(&'static str, String, Value), Error>
             let v =
                 ingest::run(settings(&common, &load)?, senders.max(1), &watched(&common)).await?;
             ("ingest", common.label, v)
+        }
+        Scenario::Events {
+            common,
+            load,
+            senders,
+            receiver,
+            secret,
+            hold,
+            drain_timeout,
+        } => {
+            let plan = events::Plan {
+                settings: settings(&common, &load)?,
+                senders: senders.max(1),
+                receiver,
+                secret,
+                hold,
+                drain_timeout: secs(drain_timeout)?,
+            };
+            let v = events::run(plan, &watched(&common)).await?;
+            ("events", common.label, v)
         }
         Scenario::Read {
             common,
