@@ -30,8 +30,10 @@ pub struct Claimed {
     pub attempts: i32,
 }
 
-/// Records `events` in `tx`, in order, due at `now`, in one statement whatever their number
-/// (a group commit of webhooks may carry hundreds).
+/// Records `events` in `tx`, in order, in one statement whatever their number (a group commit of
+/// webhooks may carry hundreds). Each is due now, or when the latest pending event of its
+/// conversation is, if later: behind a failing event it cannot go sooner, and the claim's scan
+/// then never wades through a blocked conversation's backlog (see [`retry`]).
 pub async fn record(tx: &mut Tx, events: &[NewEvent], now: DateTime<Utc>) -> sqlx::Result<()> {
     if events.is_empty() {
         return Ok(());
@@ -43,22 +45,24 @@ pub async fn record(tx: &mut Tx, events: &[NewEvent], now: DateTime<Utc>) -> sql
             let conversations: Vec<i64> = events.iter().map(|e| e.conversation_id).collect();
             let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
             let bodies: Vec<&str> = events.iter().map(|e| e.body.as_str()).collect();
-            sqlx::query(
+            let sql = format!(
                 "INSERT INTO event_webhooks \
                    (event_id, conversation_id, kind, body, created_at, due_at) \
-                 SELECT e.event_id, e.conversation_id, e.kind, e.body, $5, $5 \
+                 SELECT e.event_id, e.conversation_id, e.kind, e.body, $5, \
+                        GREATEST($5, ({LATEST_PENDING})) \
                  FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[]) \
                    WITH ORDINALITY AS e(event_id, conversation_id, kind, body, n) \
-                 ORDER BY e.n",
-            )
-            .bind(ids)
-            .bind(conversations)
-            .bind(kinds)
-            .bind(bodies)
-            .bind(now)
-            .execute(&mut **tx)
-            .await
-            .map(|_| ())
+                 ORDER BY e.n"
+            );
+            sqlx::query(&sql)
+                .bind(ids)
+                .bind(conversations)
+                .bind(kinds)
+                .bind(bodies)
+                .bind(now)
+                .execute(&mut **tx)
+                .await
+                .map(|_| ())
         }
         // SQLite has no arrays: the rows travel as one JSON array, read back by `json_each`.
         Tx::Sqlite(_) => {
@@ -75,20 +79,27 @@ pub async fn record(tx: &mut Tx, events: &[NewEvent], now: DateTime<Utc>) -> sql
                 .collect();
             let rows =
                 serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            tx.exec()
-                .execute(
-                    "INSERT INTO event_webhooks \
-                       (event_id, conversation_id, kind, body, created_at, due_at) \
-                     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), \
-                            json_extract(value, '$[2]'), json_extract(value, '$[3]'), $2, $2 \
-                     FROM json_each($1) ORDER BY key",
-                    args![rows, now],
-                )
-                .await
-                .map(|_| ())
+            let sql = format!(
+                "INSERT INTO event_webhooks \
+                   (event_id, conversation_id, kind, body, created_at, due_at) \
+                 SELECT e.event_id, e.conversation_id, e.kind, e.body, $2, \
+                        MAX($2, COALESCE(({LATEST_PENDING}), $2)) \
+                 FROM (SELECT key, json_extract(value, '$[0]') AS event_id, \
+                              json_extract(value, '$[1]') AS conversation_id, \
+                              json_extract(value, '$[2]') AS kind, \
+                              json_extract(value, '$[3]') AS body \
+                       FROM json_each($1)) AS e \
+                 ORDER BY e.key"
+            );
+            tx.exec().execute(&sql, args![rows, now]).await.map(|_| ())
         }
     }
 }
+
+/// When the latest pending event of `e.conversation_id` is due (NULL: none is pending).
+const LATEST_PENDING: &str = "SELECT p.due_at FROM event_webhooks p \
+     WHERE p.conversation_id = e.conversation_id AND p.due_at IS NOT NULL \
+     ORDER BY p.id DESC LIMIT 1";
 
 /// Leases up to `limit` due events until `lease_until`, at most one per conversation: the
 /// earliest pending one, and only when no other instance holds it. An event whose conversation
