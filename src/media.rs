@@ -67,31 +67,39 @@ impl MediaStore {
         self.put_reader(bytes).await
     }
 
-    /// Streams `reader` into the store, refusing it past `MEDIA_MAX_BYTES`.
+    /// Streams `reader` into the store, refusing it past `MEDIA_MAX_BYTES`. Dropped halfway
+    /// (a time limit, a cancelled request), it leaves no temporary file behind.
     pub async fn put_reader(
         &self,
         mut reader: impl AsyncRead + Unpin,
     ) -> Result<Stored, StoreError> {
-        let temporary = self
-            .dir
-            .join(format!(".incoming-{}", uuid::Uuid::new_v4().simple()));
-        let written = self.write_temporary(&mut reader, &temporary).await;
-        let stored = match written {
-            Ok(stored) => stored,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&temporary).await;
-                return Err(e);
-            }
-        };
+        let temporary = Temporary(
+            self.dir
+                .join(format!(".incoming-{}", uuid::Uuid::new_v4().simple())),
+        );
+        let stored = self.write_temporary(&mut reader, &temporary.0).await?;
         let Some(path) = self.path(&stored.sha256) else {
             return Err(StoreError::Io(io::Error::other("bad content name")));
         };
         // Renaming over an existing file of the same content is harmless: the bytes are equal.
-        if let Err(e) = tokio::fs::rename(&temporary, &path).await {
-            let _ = tokio::fs::remove_file(&temporary).await;
-            return Err(e.into());
-        }
+        tokio::fs::rename(&temporary.0, &path).await?;
         Ok(stored)
+    }
+
+    /// Opens the stored file of `sha256` for reading, with its length; `None` when it is not
+    /// here (never fetched on this directory, or removed).
+    pub async fn open(&self, sha256: &str) -> io::Result<Option<(tokio::fs::File, u64)>> {
+        let Some(path) = self.path(sha256) else {
+            return Ok(None);
+        };
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => {
+                let length = file.metadata().await?.len();
+                Ok(Some((file, length)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn write_temporary(
@@ -130,6 +138,16 @@ impl MediaStore {
     }
 }
 
+/// A temporary file, removed when dropped unless it was renamed into place first.
+struct Temporary(PathBuf);
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        // After a successful rename the name is gone and this fails harmlessly.
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +183,25 @@ mod tests {
         let refused = media.put_bytes(b"nine bytes").await;
         assert!(matches!(refused, Err(StoreError::TooLarge { limit: 8 })));
         assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_write_abandoned_halfway_leaves_nothing() {
+        let (media, dir) = store(1 << 20);
+        media.prepare().await.expect("dir");
+        let (mut writer, reader) = tokio::io::duplex(1024);
+        writer.write_all(b"the first half").await.expect("write");
+        let put = media.put_reader(reader);
+        let abandoned = tokio::time::timeout(std::time::Duration::from_millis(50), put).await;
+        assert!(abandoned.is_err(), "the reader never ends");
+        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0);
+        let stored = media.put_bytes(b"hola").await.expect("stored");
+        let (mut file, length) = media.open(&stored.sha256).await.expect("io").expect("here");
+        let mut text = String::new();
+        file.read_to_string(&mut text).await.expect("read");
+        assert_eq!((text.as_str(), length), ("hola", 4));
+        assert!(media.open(&"0".repeat(64)).await.expect("io").is_none());
         let _ = std::fs::remove_dir_all(dir);
     }
 
