@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
+use crate::attachments::Attachments;
 use crate::config::Config;
 use crate::http::{self, AppState, Services};
 use crate::inbox::ingest::{self, Ingest};
@@ -107,10 +108,19 @@ impl App {
         .map_err(StartError::Http)?;
         let (ingest, ingest_writer) =
             Ingest::new(publisher.clone(), assistant.autoreplies(), metrics.clone());
+        let attachments = Attachments::new(
+            &config,
+            db.clone(),
+            media.clone(),
+            tasks.clone(),
+            shutdown.clone(),
+        )
+        .map_err(StartError::Http)?;
         let jobs = jobs::Runner::new(
             db.clone(),
             jobs::Handlers {
                 assistant: assistant.clone(),
+                attachments: attachments.clone(),
             },
             waker,
             job_lease(&config),
@@ -125,6 +135,7 @@ impl App {
             assistant,
             ingest,
             media,
+            attachments,
             shutdown,
             tasks,
         });
@@ -215,8 +226,9 @@ fn start_background(state: &AppState, background: Background, token: &Cancellati
     }
 }
 
-/// How long a claimed job is its instance's: longer than the slowest job, an auto-reply (the LLM
-/// call, then the first send attempt), so only a dead instance's jobs are taken over.
+/// How long a claimed job is its instance's: longer than the slowest job (an auto-reply: the
+/// LLM call, then the first send attempt; a file's fetch), so only a dead instance's jobs are
+/// taken over.
 fn job_lease(config: &Config) -> Duration {
     let llm = config
         .assistant
@@ -224,7 +236,8 @@ fn job_lease(config: &Config) -> Duration {
         .as_ref()
         .map(|l| l.timeout)
         .unwrap_or_default();
-    llm + config.whatsapp.timeout * 2 + crate::outbox::LEASE_MARGIN
+    let reply = llm + config.whatsapp.timeout * 2;
+    reply.max(config.media_fetch.timeout) + crate::outbox::LEASE_MARGIN
 }
 
 /// Start-up warnings for settings that leave an endpoint open to anyone.

@@ -26,6 +26,7 @@
 //! | `ASSISTANT_FALLBACK_REPLY` | a short Spanish "we will answer soon" | the reply when no LLM answers |
 //! | `ASSISTANT_AUTOREPLY` | `false` | `true`: inbound messages on every channel that can send get the assistant's answer through the outbox; or a comma list of channel names |
 //! | `MEDIA_DIR`, `MEDIA_MAX_BYTES` | `./media`, `104857600` | where attachment files are kept (several instances: a directory they share), and the largest kept |
+//! | `MEDIA_FETCH_TIMEOUT_SECS`, `MEDIA_FETCH_CONCURRENCY` | `120`, `4` | the longest one file's fetch from its provider may take, and files fetched at once per instance |
 //! | `METRICS_ADDR` | unset | serve `/metrics` there (unguarded, for an internal network) instead of on the main port behind `API_KEYS` |
 //! | `RUST_LOG`, `LOG_FORMAT` | `info`, `pretty` | log filter; `json` for one JSON object per line |
 //!
@@ -35,6 +36,7 @@
 
 mod assistant;
 mod channels;
+mod media;
 mod secret;
 mod vars;
 
@@ -46,6 +48,7 @@ pub use self::assistant::{
     Assistant, AutoReply, Llm, DEFAULT_FALLBACK_REPLY, DEFAULT_SYSTEM_PROMPT,
 };
 pub use self::channels::{MetaWebhook, Outbox, WhatsApp};
+pub use self::media::MediaFetch;
 pub use self::secret::{KeySet, Secret};
 use self::vars::{err, Vars};
 
@@ -76,6 +79,7 @@ pub struct Config {
     pub metrics_addr: Option<std::net::SocketAddr>,
     pub media_dir: std::path::PathBuf,
     pub media_max_bytes: u64,
+    pub media_fetch: MediaFetch,
 }
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -132,6 +136,7 @@ impl Config {
                 .map(|d| std::path::PathBuf::from(d.trim()))
                 .unwrap_or_else(|| "media".into()),
             media_max_bytes: vars.bounded("MEDIA_MAX_BYTES", 100 * 1024 * 1024, 1, 1 << 40)?,
+            media_fetch: vars.media_fetch()?,
         })
     }
 
@@ -285,6 +290,8 @@ mod tests {
             ("ASSISTANT_AUTOREPLY", "sometimes"),
             ("ASSISTANT_AUTOREPLY", "whatsapp,telegram"),
             ("MEDIA_MAX_BYTES", "0"),
+            ("MEDIA_FETCH_TIMEOUT_SECS", "0"),
+            ("MEDIA_FETCH_CONCURRENCY", "1000"),
         ] {
             let e = Config::with(&[(var, value)]).expect_err(var);
             assert_eq!(e.variable, var);
