@@ -6,7 +6,10 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{channels, conversations, gateway, messages, metrics, send, system, webhook, AppState};
+use super::{
+    attachments, channels, conversations, gateway, messages, metrics, send, system, webhook,
+    AppState,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +36,7 @@ FastAPI-style `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
         messages::create,
         messages::read,
         messages::update,
+        attachments::download,
         send::send,
         webhook::verify_whatsapp,
         webhook::receive_whatsapp,
@@ -50,6 +54,7 @@ FastAPI-style `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
     tags(
         (name = "conversations", description = "Customer threads, one per channel and external id"),
         (name = "messages", description = "Stored messages, inbound and outbound"),
+        (name = "attachments", description = "The files messages carry (photos, voice notes, documents)"),
         (name = "send", description = "Agents' replies through the channel's provider"),
         (name = "channels", description = "The seeded channels"),
         (name = "webhook", description = "Meta's WhatsApp Cloud API webhook"),
@@ -80,6 +85,13 @@ impl Modify for SecuritySchemes {
                     .description(Some("The same key as `Authorization: Bearer KEY`"))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "api_key_query",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "api_key",
+                "The same key as `?api_key=`: the WebSocket and attachment files only",
+            ))),
         );
         components.add_security_scheme(
             "gateway_key",
