@@ -5,6 +5,7 @@ mod helpers;
 
 mod accepted_sends;
 mod assistant;
+mod attachments;
 mod auth;
 mod bad_input;
 mod clients;
