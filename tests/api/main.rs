@@ -5,6 +5,7 @@ mod helpers;
 
 mod accepted_sends;
 mod assistant;
+mod attachment_downloads;
 mod attachments;
 mod auth;
 mod bad_input;
