@@ -16,6 +16,12 @@ use crate::domain::media_type;
 use crate::error::{ApiError, ApiResult, ErrorBody, ValidationErrorBody};
 use crate::store::attachments;
 
+/// A file's bytes, as they were received from the provider.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub(super) struct FileBytes(Vec<u8>);
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/attachments/{id}", get(download))
 }
@@ -29,7 +35,7 @@ pub fn router() -> Router<AppState> {
         ("If-Range" = Option<String>, Header, description = "The ETag the Range was computed from; another one gets the whole file"),
     ),
     responses(
-        (status = 200, description = "The file, streamed", content_type = "application/octet-stream", body = Vec<u8>, headers(
+        (status = 200, description = "The file, streamed", content_type = "application/octet-stream", body = FileBytes, headers(
             ("Content-Type" = String, description = "The file's media type as the provider gave it, else application/octet-stream"),
             ("Content-Length" = i64, description = "Bytes in the body"),
             ("Content-Disposition" = String, description = "`inline; filename=\"ascii fallback\"; filename*=UTF-8''percent-encoded name` (RFC 6266, RFC 8187)"),
@@ -37,7 +43,7 @@ pub fn router() -> Router<AppState> {
             ("Accept-Ranges" = String, description = "`bytes`"),
             ("Cache-Control" = String, description = "`private, max-age=31536000, immutable`: a file's content never changes"),
         )),
-        (status = 206, description = "The requested byte range", content_type = "application/octet-stream", body = Vec<u8>, headers(
+        (status = 206, description = "The requested byte range", content_type = "application/octet-stream", body = FileBytes, headers(
             ("Content-Range" = String, description = "`bytes START-END/LENGTH`"),
             ("Content-Length" = i64, description = "Bytes in the range"),
         )),
