@@ -11,6 +11,7 @@
 //! | `WS_QUEUE_CAPACITY` | `1024` | events a socket may fall behind before it gets `resync` |
 //! | `WS_PING_INTERVAL_SECS` | `20` | how often sockets are pinged; a peer silent for two intervals is closed |
 //! | `WHATSAPP_ACCESS_TOKEN`, `WHATSAPP_PHONE_NUMBER_ID` | unset | Cloud API credentials; both needed to send |
+//! | `WHATSAPP_GATEWAY_SEND_URL`, `WHATSAPP_GATEWAY_API_KEY` | unset | the WhatsApp Web gateway's send endpoint (and its `X-API-Key`): agents' replies to customers who write through the gateway go there |
 //! | `WHATSAPP_WEBHOOK_VERIFY_TOKEN` | unset | token of Meta's GET verification handshake |
 //! | `WHATSAPP_APP_SECRET` (alias `WHATSAPP_WEBHOOK_SECRET`) | unset | comma-separated app secrets; set, webhook POSTs need a valid `X-Hub-Signature-256` |
 //! | `WHATSAPP_API_BASE_URL`, `WHATSAPP_API_VERSION` | `https://graph.facebook.com`, `v26.0` | where sends go |
@@ -45,7 +46,7 @@ use std::time::Duration;
 pub use self::assistant::{
     Assistant, AutoReply, Llm, DEFAULT_FALLBACK_REPLY, DEFAULT_SYSTEM_PROMPT,
 };
-pub use self::channels::{MetaWebhook, Outbox, WhatsApp};
+pub use self::channels::{GatewaySend, MetaWebhook, Outbox, WhatsApp};
 pub use self::secret::{KeySet, Secret};
 use self::vars::{err, Vars};
 

@@ -134,3 +134,30 @@ macro_rules! text_column {
     };
 }
 pub(crate) use text_column;
+
+/// Who wrote an outbound message: an agent (through `POST /send`) or the assistant. Providers
+/// treat them differently (Instagram's human-agent tag, email's `Auto-Submitted`, WhatsApp's
+/// gateway carries only agents' replies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Author {
+    Agent,
+    Assistant,
+}
+
+impl Author {
+    /// The `sender_name` an outbound message of this author is stored with.
+    pub fn sender_name(self) -> &'static str {
+        match self {
+            Author::Agent => "agent",
+            Author::Assistant => "assistant",
+        }
+    }
+
+    /// The author of an outbound message stored with `sender_name`.
+    pub fn of(sender_name: Option<&str>) -> Author {
+        match sender_name {
+            Some("assistant") => Author::Assistant,
+            _ => Author::Agent,
+        }
+    }
+}
