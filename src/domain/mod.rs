@@ -23,7 +23,7 @@ pub const MAX_ID_CHARS: usize = 512;
 
 /// A messaging channel (WhatsApp, Instagram, Gmail). Seeded by the migrations.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-#[schema(example = json!({"id": 1, "name": "whatsapp", "display_name": "WhatsApp", "is_active": true, "created_at": "2025-01-01T00:00:00Z", "configured": true}))]
+#[schema(example = json!({"id": 1, "name": ChannelKind::Whatsapp.as_str(), "display_name": "WhatsApp", "is_active": true, "created_at": "2025-01-01T00:00:00Z", "configured": true}))]
 pub struct Channel {
     pub id: i64,
     pub name: String,
