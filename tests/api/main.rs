@@ -14,6 +14,7 @@ mod ingest;
 mod messages;
 mod metrics;
 mod openapi;
+mod outage;
 mod properties;
 mod recipients;
 mod scale;
