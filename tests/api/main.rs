@@ -17,6 +17,7 @@ mod openapi;
 mod outage;
 mod properties;
 mod recipients;
+mod restart;
 mod scale;
 mod schema;
 mod system;
