@@ -1,18 +1,14 @@
-//! Request extractors whose rejections use the contract's error shapes: `JsonBody` (415, 413,
-//! 400, 422 with `loc: ["body", …]`), `Params` (422 with `loc: ["query", name]`) and `PathId`
-//! (422 with `loc: ["path", "id"]`).
+//! JSON request bodies: the content type (415), the size limit (413), the syntax (400), and the
+//! shape (422 with `loc: ["body", …]`).
 
-use std::collections::HashMap;
-
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::AppState;
 use crate::error::{ApiError, FieldError};
+use crate::http::AppState;
 
 /// A JSON request body parsed into `T`.
 pub struct JsonBody<T>(pub T);
@@ -171,131 +167,6 @@ fn find_nul(value: &Value, path: &mut Vec<String>) -> Option<Vec<String>> {
             found
         }),
         _ => None,
-    }
-}
-
-/// Refuses an identifier longer than [`crate::domain::MAX_ID_CHARS`].
-pub fn check_id_len(loc: &[&str], value: &str) -> Result<(), ApiError> {
-    let max = crate::domain::MAX_ID_CHARS;
-    if value.chars().count() > max {
-        return Err(ApiError::invalid(
-            loc,
-            format!("String should have at most {max} characters"),
-            "string_too_long",
-        ));
-    }
-    Ok(())
-}
-
-/// The query string, with typed accessors that report errors at `["query", name]`.
-pub struct Params(HashMap<String, String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let raw = parts.uri.query().unwrap_or("");
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw)
-            .map_err(|_| ApiError::invalid(&["query"], "Malformed query string", "value_error"))?;
-        // The last occurrence wins, as in most frameworks.
-        Ok(Params(pairs.into_iter().collect()))
-    }
-}
-
-impl Params {
-    pub fn str(&self, name: &str) -> Result<Option<&str>, ApiError> {
-        match self.0.get(name) {
-            Some(v) if v.contains('\0') => Err(ApiError::invalid(
-                &["query", name],
-                "String should not contain NUL characters",
-                "string_nul",
-            )),
-            Some(v) => Ok(Some(v.as_str())),
-            None => Ok(None),
-        }
-    }
-
-    pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
-        self.str(name)?
-            .map(|v| {
-                v.trim().parse::<i64>().map_err(|_| {
-                    ApiError::invalid(
-                        &["query", name],
-                        "Input should be a valid integer, unable to parse string as an integer",
-                        "int_parsing",
-                    )
-                })
-            })
-            .transpose()
-    }
-
-    /// An integer within `min..=max`, or `default` when absent. Never clamped.
-    pub fn bounded(
-        &self,
-        name: &str,
-        default: i64,
-        min: i64,
-        max: Option<i64>,
-    ) -> Result<i64, ApiError> {
-        let value = self.int(name)?.unwrap_or(default);
-        if value < min {
-            return Err(ApiError::invalid(
-                &["query", name],
-                format!("Input should be greater than or equal to {min}"),
-                "greater_than_equal",
-            ));
-        }
-        if let Some(max) = max.filter(|max| value > *max) {
-            return Err(ApiError::invalid(
-                &["query", name],
-                format!("Input should be less than or equal to {max}"),
-                "less_than_equal",
-            ));
-        }
-        Ok(value)
-    }
-
-    pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
-        self.str(name)?
-            .map(|v| match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => Ok(true),
-                "false" | "0" | "no" | "off" => Ok(false),
-                _ => Err(ApiError::invalid(
-                    &["query", name],
-                    "Input should be a valid boolean, unable to interpret input",
-                    "bool_parsing",
-                )),
-            })
-            .transpose()
-    }
-
-    /// `limit` (1–500, default 50) and `offset` (≥ 0, default 0).
-    pub fn page(&self) -> Result<(i64, i64), ApiError> {
-        Ok((
-            self.bounded("limit", 50, 1, Some(500))?,
-            self.bounded("offset", 0, 0, None)?,
-        ))
-    }
-}
-
-/// An integer `{id}` path segment.
-pub struct PathId(pub i64);
-
-impl<S: Send + Sync> FromRequestParts<S> for PathId {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Path(raw) =
-            axum::extract::Path::<String>::from_request_parts(parts, state)
-                .await
-                .map_err(|_| ApiError::invalid(&["path", "id"], "Invalid path", "value_error"))?;
-        raw.parse::<i64>().map(PathId).map_err(|_| {
-            ApiError::invalid(
-                &["path", "id"],
-                "Input should be a valid integer, unable to parse string as an integer",
-                "int_parsing",
-            )
-        })
     }
 }
 
