@@ -21,5 +21,6 @@ mod restart;
 mod scale;
 mod schema;
 mod system;
+mod validation;
 mod websocket;
 mod whatsapp;

@@ -1,5 +1,5 @@
 //! JSON request bodies: the content type (415), the size limit (413), the syntax (400), and the
-//! shape (422 with `loc: ["body", …]`).
+//! shape (422, every bad field listed).
 
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::fields;
 use crate::error::{ApiError, FieldError};
 use crate::http::AppState;
 
@@ -81,19 +82,16 @@ fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
-/// Parses JSON bytes into `T`: invalid JSON is 400; a JSON value of the wrong shape is 422 with
-/// the path of the offending field. Strings holding NUL are refused (PostgreSQL cannot store
-/// them, and both backends must behave alike).
+/// Parses JSON bytes into `T`: invalid JSON is 400; a JSON value of the wrong shape is 422
+/// listing every missing or wrong-typed field. Strings holding NUL are refused (PostgreSQL
+/// cannot store them, and both backends must behave alike).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
-    if let Some(path) = find_nul(&value, &mut vec!["body".to_string()]) {
-        let loc: Vec<&str> = path.iter().map(String::as_str).collect();
-        return Err(ApiError::invalid(
-            &loc,
-            "String should not contain NUL characters",
-            "string_nul",
-        ));
+    let mut nuls = Vec::new();
+    find_nuls(&value, &mut vec!["body".to_string()], &mut nuls);
+    if !nuls.is_empty() {
+        return Err(ApiError::Validation(nuls));
     }
     // Every body is an object; serde would otherwise fill a struct from an array by position.
     if !value.is_object() {
@@ -103,70 +101,46 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "model_attributes_type",
         ));
     }
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        use serde_path_to_error::Segment;
-        let mut loc = vec!["body".to_string()];
-        loc.extend(e.path().iter().filter_map(|segment| match segment {
-            Segment::Seq { index } => Some(index.to_string()),
-            Segment::Map { key } => Some(key.clone()),
-            Segment::Enum { variant } => Some(variant.clone()),
-            Segment::Unknown => None,
-        }));
-        let inner = e.into_inner().to_string();
-        let (msg, kind) = describe_serde_error(&inner, &mut loc);
-        let loc: Vec<&str> = loc.iter().map(String::as_str).collect();
-        ApiError::Validation(vec![FieldError::new(&loc, msg, &kind)])
-    })
-}
-
-/// Turns serde's message into pydantic-like `msg` and `type`, moving a missing field's name
-/// into `loc`.
-fn describe_serde_error(inner: &str, loc: &mut Vec<String>) -> (String, String) {
-    if let Some(rest) = inner.strip_prefix("missing field `") {
-        if let Some(field) = rest.split('`').next() {
-            loc.push(field.to_string());
+    match serde_json::from_value(value) {
+        Ok(parsed) => Ok(parsed),
+        // Only a refused body pays for parsing again and for finding every error.
+        Err(_) => {
+            let value: Value = serde_json::from_slice(bytes)
+                .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+            Err(ApiError::Validation(fields::all_errors::<T>(value)))
         }
-        return ("Field required".into(), "missing".into());
     }
-    let kind = if inner.starts_with("invalid type") {
-        let expected = inner.rsplit("expected ").next().unwrap_or("");
-        if expected.contains("string") {
-            "string_type"
-        } else if expected.contains("integer") || expected.contains("i64") {
-            "int_type"
-        } else if expected.contains("bool") {
-            "bool_type"
-        } else if expected.contains("struct") || expected.contains("map") {
-            "model_attributes_type"
-        } else {
-            "type_error"
-        }
-    } else if inner.starts_with("unknown variant") {
-        "enum"
-    } else if inner.starts_with("unknown field") {
-        "extra_forbidden"
-    } else {
-        "value_error"
-    };
-    (inner.to_string(), kind.to_string())
 }
 
-fn find_nul(value: &Value, path: &mut Vec<String>) -> Option<Vec<String>> {
+/// Every string holding NUL, up to a bound, as a validation error at its path.
+fn find_nuls(value: &Value, path: &mut Vec<String>, found: &mut Vec<FieldError>) {
+    if found.len() >= fields::MAX_ERRORS {
+        return;
+    }
     match value {
-        Value::String(s) if s.contains('\0') => Some(path.clone()),
-        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
-            path.push(i.to_string());
-            let found = find_nul(v, path);
-            path.pop();
-            found
-        }),
-        Value::Object(map) => map.iter().find_map(|(k, v)| {
-            path.push(k.clone());
-            let found = find_nul(v, path);
-            path.pop();
-            found
-        }),
-        _ => None,
+        Value::String(s) if s.contains('\0') => {
+            let loc: Vec<&str> = path.iter().map(String::as_str).collect();
+            found.push(FieldError::new(
+                &loc,
+                "String should not contain NUL characters",
+                "string_nul",
+            ));
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                path.push(i.to_string());
+                find_nuls(v, path, found);
+                path.pop();
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                path.push(k.clone());
+                find_nuls(v, path, found);
+                path.pop();
+            }
+        }
+        _ => {}
     }
 }
 
@@ -197,8 +171,12 @@ mod tests {
         );
         let missing = detail(parse_json::<Body>(b"{}").unwrap_err());
         assert_eq!(
-            missing[0],
-            FieldError::new(&["body", "to"], "Field required", "missing")
+            missing,
+            vec![FieldError::new(
+                &["body", "to"],
+                "Field required",
+                "missing"
+            )]
         );
         let wrong = detail(parse_json::<Body>(br#"{"to": 5}"#).unwrap_err());
         assert_eq!(wrong[0].loc, vec![Value::from("body"), Value::from("to")]);

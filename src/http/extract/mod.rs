@@ -1,7 +1,8 @@
 //! Request extractors whose rejections use the contract's error shapes: `JsonBody` (415, 413,
-//! 400, 422 with `loc: ["body", …]`), `Params` (422 with `loc: ["query", name]`) and `PathId`
-//! (422 with `loc: ["path", "id"]`).
+//! 400, and 422 listing every bad field at `loc: ["body", …]`), `Params` (422 with
+//! `loc: ["query", name]`) and `PathId` (422 with `loc: ["path", "id"]`).
 
+mod fields;
 mod json;
 mod params;
 mod path;
