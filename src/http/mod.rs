@@ -12,6 +12,7 @@ pub mod metrics;
 mod middleware;
 pub mod openapi;
 mod send;
+pub mod serve;
 mod swagger_ui;
 mod system;
 mod webhook;

@@ -8,6 +8,7 @@ mod assistant;
 mod auth;
 mod bad_input;
 mod clients;
+mod connections;
 mod conversations;
 mod early_statuses;
 mod ingest;

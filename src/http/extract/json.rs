@@ -1,5 +1,5 @@
-//! JSON request bodies: the content type (415), the size limit (413), the syntax (400), and the
-//! shape (422, every bad field listed).
+//! JSON request bodies: the content type (415), the size limit (413), a body that does not
+//! arrive in time (408), the syntax (400), and the shape (422, every bad field listed).
 
 use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::fields;
 use crate::error::{ApiError, FieldError};
+use crate::http::serve::BodyTimedOut;
 use crate::http::AppState;
 
 /// A JSON request body parsed into `T`.
@@ -34,7 +35,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 /// client, still uploading, can read our 413 instead of meeting a reset connection.
 const DRAIN_CAP: usize = 32 * 1024 * 1024;
 
-/// Reads the body, refusing one over `limit` bytes with 413.
+/// Reads the body, refusing one over `limit` bytes with 413, and one that has not arrived by
+/// the connection's body deadline with 408.
 pub async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiError> {
     use futures_util::StreamExt;
     let too_large = || ApiError::Client {
@@ -54,8 +56,7 @@ pub async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiEr
     let mut buffer = bytes::BytesMut::new();
     let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+        let chunk = chunk.map_err(unreadable)?;
         seen = seen.saturating_add(chunk.len());
         if seen <= limit {
             buffer.extend_from_slice(&chunk);
@@ -67,6 +68,22 @@ pub async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, ApiEr
         return Err(too_large());
     }
     Ok(buffer.freeze())
+}
+
+/// A body that could not be read: too slow (408), or broken off.
+fn unreadable(error: axum::Error) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(e) = cause {
+        if e.is::<BodyTimedOut>() {
+            return ApiError::Client {
+                status: StatusCode::REQUEST_TIMEOUT,
+                code: "request_timeout",
+                detail: e.to_string(),
+            };
+        }
+        cause = e.source();
+    }
+    ApiError::bad_request("the request body could not be read")
 }
 
 fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {

@@ -1,5 +1,5 @@
 //! Request extractors whose rejections use the contract's error shapes: `JsonBody` (415, 413,
-//! 400, and 422 listing every bad field at `loc: ["body", …]`), `Params` (422 with
+//! 408, 400, and 422 listing every bad field at `loc: ["body", …]`), `Params` (422 with
 //! `loc: ["query", name]`) and `PathId` (422 with `loc: ["path", "id"]`).
 
 mod fields;
