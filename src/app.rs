@@ -164,18 +164,18 @@ impl App {
         let tasks = state.tasks().clone();
         let db = state.db().clone();
         start_background(&state, background, &token);
+        let limits = http::serve::Limits::from_config(state.config());
         let router = http::router(state);
         tracing::info!(%address, backend = ?db.backend(), "listening");
         let stop = token.clone();
         // TCP_NODELAY stays off: Nagle's algorithm merges events written to a socket while an
         // earlier one is unacknowledged, which measured a third more fan-out (BENCHMARKS.md).
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: closing sockets, finishing in-flight requests");
-                stop.cancel();
-            })
-            .await?;
+        http::serve::serve(listener, router, limits, async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing sockets, finishing in-flight requests");
+            stop.cancel();
+        })
+        .await?;
         token.cancel();
         tasks.close();
         if tokio::time::timeout(DRAIN, tasks.wait()).await.is_err() {

@@ -8,6 +8,9 @@
 //! | `CORS_ORIGINS` | `http://localhost:3000` | comma-separated browser origins, credentials allowed |
 //! | `API_KEYS` | unset | `name:key,…`; set, `/api/v1/*` and the WebSocket need a key |
 //! | `MAX_BODY_BYTES` | `1048576` | largest request body accepted |
+//! | `HTTP_HEADER_TIMEOUT_SECS` | `30` | a request head must be complete within this; also an idle keep-alive connection's life |
+//! | `HTTP_BODY_TIMEOUT_SECS` | `60` | a request body must be complete within this of its head (408) |
+//! | `HTTP_MAX_CONNECTIONS` | `25000`, lowered to fit `ulimit -n` | connections (WebSockets included) open at once; more wait to be accepted |
 //! | `WS_QUEUE_CAPACITY` | `1024` | events a socket may fall behind before it gets `resync` |
 //! | `WS_PING_INTERVAL_SECS` | `20` | how often sockets are pinged; a peer silent for two intervals is closed |
 //! | `WHATSAPP_ACCESS_TOKEN`, `WHATSAPP_PHONE_NUMBER_ID` | unset | Cloud API credentials; both needed to send |
@@ -32,11 +35,13 @@
 //!
 //! Every error names its variable. Secrets are kept in [`Secret`], whose `Debug` hides them.
 //! Each area reads its own variables: [`channels`] (WhatsApp, Meta webhooks, the outbox),
-//! [`assistant`] (the LLM and auto-replies); [`vars`] holds the readers they share.
+//! [`assistant`] (the LLM and auto-replies), [`server`] (connection limits); [`vars`] holds the
+//! readers they share.
 
 mod assistant;
 mod channels;
 mod secret;
+mod server;
 mod vars;
 
 use std::collections::HashMap;
@@ -48,6 +53,7 @@ pub use self::assistant::{
 };
 pub use self::channels::{GatewaySend, MetaWebhook, Outbox, WhatsApp};
 pub use self::secret::{KeySet, Secret};
+pub use self::server::Http;
 use self::vars::{err, Vars};
 
 /// Log output style.
@@ -67,6 +73,7 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub api_keys: Option<KeySet>,
     pub max_body_bytes: usize,
+    pub http: Http,
     pub ws_queue_capacity: usize,
     pub ws_ping_interval: Duration,
     pub log_format: LogFormat,
@@ -104,6 +111,7 @@ impl Config {
             cors_origins: vars.cors_origins()?,
             api_keys: vars.key_set("API_KEYS")?,
             max_body_bytes: vars.bounded("MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024)?,
+            http: vars.http()?,
             ws_queue_capacity: vars.bounded("WS_QUEUE_CAPACITY", 1024, 16, 1 << 20)?,
             ws_ping_interval: Duration::from_secs(vars.bounded(
                 "WS_PING_INTERVAL_SECS",
