@@ -10,6 +10,7 @@ mod bad_input;
 mod clients;
 mod connections;
 mod conversations;
+mod crash;
 mod early_statuses;
 mod gateway_send;
 mod ingest;
