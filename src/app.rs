@@ -65,7 +65,7 @@ impl App {
         let db = open_database(&config).await?;
         warn_about_open_doors(&config);
         let address = listener.local_addr()?;
-        let hub = Arc::new(Hub::new(config.ws_queue_capacity));
+        let hub = Arc::new(Hub::new(config.ws_queue_capacity, config.ws_queue_bytes));
         let relay = Relay::new(&db, hub);
         let waker = jobs::Waker::default();
         let publisher = Publisher::new(db.clone(), relay.clone(), waker.clone());

@@ -12,6 +12,7 @@
 //! | `HTTP_BODY_TIMEOUT_SECS` | `60` | a request body must be complete within this of its head (408) |
 //! | `HTTP_MAX_CONNECTIONS` | `25000`, lowered to fit `ulimit -n` | connections (WebSockets included) open at once; more wait to be accepted |
 //! | `WS_QUEUE_CAPACITY` | `1024` | events a socket may fall behind before it gets `resync` |
+//! | `WS_QUEUE_BYTES` | `4194304` | bytes of events kept for sockets that fall behind; past it, `resync` |
 //! | `WS_PING_INTERVAL_SECS` | `20` | how often sockets are pinged; a peer silent for two intervals is closed |
 //! | `WHATSAPP_ACCESS_TOKEN`, `WHATSAPP_PHONE_NUMBER_ID` | unset | Cloud API credentials; both needed to send |
 //! | `WHATSAPP_GATEWAY_SEND_URL`, `WHATSAPP_GATEWAY_API_KEY` | unset | the WhatsApp Web gateway's send endpoint (and its `X-API-Key`): agents' replies to customers who write through the gateway go there |
@@ -75,6 +76,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub http: Http,
     pub ws_queue_capacity: usize,
+    pub ws_queue_bytes: usize,
     pub ws_ping_interval: Duration,
     pub log_format: LogFormat,
     pub whatsapp: WhatsApp,
@@ -113,6 +115,7 @@ impl Config {
             max_body_bytes: vars.bounded("MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024)?,
             http: vars.http()?,
             ws_queue_capacity: vars.bounded("WS_QUEUE_CAPACITY", 1024, 16, 1 << 20)?,
+            ws_queue_bytes: vars.bounded("WS_QUEUE_BYTES", 4 << 20, 64 << 10, 1 << 30)?,
             ws_ping_interval: Duration::from_secs(vars.bounded(
                 "WS_PING_INTERVAL_SECS",
                 20,
@@ -284,6 +287,7 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("CORS_ORIGINS", "localhost:3000"),
             ("WS_QUEUE_CAPACITY", "0"),
+            ("WS_QUEUE_BYTES", "1000"),
             ("WHATSAPP_API_VERSION", "26"),
             ("WHATSAPP_API_BASE_URL", "graph.facebook.com"),
             ("WHATSAPP_PHONE_NUMBER_ID", "+1 555"),

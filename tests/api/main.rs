@@ -23,6 +23,7 @@ mod recipients;
 mod restart;
 mod scale;
 mod schema;
+mod slow_clients;
 mod system;
 mod validation;
 mod websocket;
