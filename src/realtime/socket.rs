@@ -1,5 +1,6 @@
-//! One WebSocket connection: forwards hub events, answers `ping`, detects dead peers, and
-//! closes with a close frame when the server shuts down.
+//! One WebSocket connection: forwards hub events, answers `ping`, detects dead peers (no pong
+//! for two ping intervals, or a write that cannot complete within `SEND_TIMEOUT`), and closes
+//! with a close frame when the server shuts down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +35,9 @@ pub async fn run(
 /// At most this many queued events are written before one flush...
 const MAX_EVENTS_PER_FLUSH: usize = 64;
 /// ...and at most this many bytes of them (or one event, if larger). While its peer is slow, a
-/// socket holds no more than this outside the hub, plus one frame in the WebSocket's buffer.
+/// socket holds no more than this outside the hub, plus what the WebSocket layer buffers: it
+/// copies each frame into its write buffer and, before taking the next, waits until that buffer
+/// is written out, so at most the unsent rest of one frame and the next one.
 const MAX_BYTES_PER_FLUSH: usize = 64 * 1024;
 
 /// What one turn of the connection's loop does.
