@@ -19,9 +19,10 @@ on_both_backends!(
 
 /// The byte cap given to the server in the memory test (the default, 4 MiB).
 const QUEUE_BYTES: u64 = 4 * 1024 * 1024;
-/// What the server may legitimately grow by besides the queue: allocator pools and
-/// fragmentation, the in-flight request bodies, one socket's write buffer.
-const MARGIN_BYTES: u64 = 16 * 1024 * 1024;
+/// What the server may legitimately grow by besides the queue: one socket's batch and write
+/// buffer (under 200 KiB), and the allocator's pools, whose retention of the requests' freed
+/// buffers varies by up to about 12 MiB from one run to the next on a busy machine.
+const MARGIN_BYTES: u64 = 24 * 1024 * 1024;
 /// The content of each message in the memory test.
 const EVENT_CONTENT: usize = 64 * 1024;
 
@@ -129,11 +130,12 @@ async fn a_client_that_never_reads_costs_at_most_the_queue_bytes(backend: Backen
             (round + 1) * 100,
             started.elapsed()
         );
-        if round == 1 {
-            // The test means something only if the client lagged while still connected.
+        if round == 0 {
+            // The test means something only if the client lagged while still connected: 100
+            // events are more than the kernel buffers for it.
             assert_eq!(
                 open, 1,
-                "the stalled client was still connected after 200 events"
+                "the stalled client was still connected after 100 events"
             );
         }
     }
@@ -256,10 +258,21 @@ async fn a_peer_that_never_reads_is_closed_after_the_write_timeout_while_events_
     assert_eq!(open_sockets(&app.client, &metrics).await, 1);
     let big = "x".repeat(EVENT_CONTENT);
     let started = Instant::now();
+    // More than the kernel buffers for the peer (the server's send buffer grows to 4 MiB), at
+    // once: the server's writes to it stall before this returns.
+    post_messages(
+        &app.client,
+        &app.url("/api/v1/messages"),
+        conversation,
+        &big,
+        80,
+    )
+    .await;
+    let stalled_by = Instant::now();
     while open_sockets(&app.client, &metrics).await > 0 {
         assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "a peer that never reads was not closed within 15 s"
+            stalled_by.elapsed() < Duration::from_secs(20),
+            "a peer that never reads was still open 20 s after its writes stalled"
         );
         app.message(conversation, json!({"content": big})).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -267,7 +280,7 @@ async fn a_peer_that_never_reads_is_closed_after_the_write_timeout_while_events_
     let closed_after = started.elapsed();
     assert!(
         closed_after > Duration::from_secs(9),
-        "closed after {closed_after:?}: before the write timeout had run out"
+        "closed after {closed_after:?}: before the write timeout (10 s) had run out"
     );
     // The connection itself is gone: past what was buffered, the peer reads its end.
     let ended = tokio::time::timeout(Duration::from_secs(10), async {
