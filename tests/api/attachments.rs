@@ -742,7 +742,6 @@ async fn a_fetch_cut_by_kill_9_is_finished_after_the_restart(backend: Backend) {
     // The job's lease is the fetch's time limit plus a margin: the next instance takes the job
     // over a few seconds after the crash.
     let vars = [
-        ("DATABASE_URL", database_url.as_str()),
         ("MEDIA_DIR", media.as_str()),
         ("MEDIA_FETCH_TIMEOUT_SECS", "5"),
         ("WHATSAPP_TIMEOUT_MS", "500"),
@@ -750,7 +749,7 @@ async fn a_fetch_cut_by_kill_9_is_finished_after_the_restart(backend: Backend) {
         ("WHATSAPP_ACCESS_TOKEN", TOKEN),
         ("WHATSAPP_PHONE_NUMBER_ID", PHONE_NUMBER_ID),
     ];
-    let mut first = ServerProcess::start(&vars).await;
+    let mut first = ServerProcess::on_database(backend, database_url.clone(), None, &vars).await;
     let body = media_delivery(
         "wamid.crash",
         "image",
@@ -776,13 +775,9 @@ async fn a_fetch_cut_by_kill_9_is_finished_after_the_restart(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert!(
-        downloading,
-        "the download never started:\n{}",
-        first.log_text()
-    );
+    assert!(downloading, "the download never started:\n{}", first.log());
     first.kill9();
-    let overrides: Vec<(String, String)> = vars[1..]
+    let overrides: Vec<(String, String)> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
