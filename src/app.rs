@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
+use crate::attachments::Attachments;
 use crate::config::Config;
 use crate::event_webhooks;
 use crate::http::{self, AppState, Services};
@@ -68,7 +69,7 @@ impl App {
         let db = open_database(&config).await?;
         warn_about_open_doors(&config);
         let address = listener.local_addr()?;
-        let hub = Arc::new(Hub::new(config.ws_queue_capacity));
+        let hub = Arc::new(Hub::new(config.ws_queue_capacity, config.ws_queue_bytes));
         let relay = Relay::new(&db, hub);
         let waker = jobs::Waker::default();
         let metrics = Arc::new(Metrics::default());
@@ -115,10 +116,19 @@ impl App {
         .map_err(StartError::Http)?;
         let (ingest, ingest_writer) =
             Ingest::new(publisher.clone(), assistant.autoreplies(), metrics.clone());
+        let attachments = Attachments::new(
+            &config,
+            db.clone(),
+            media.clone(),
+            tasks.clone(),
+            shutdown.clone(),
+        )
+        .map_err(StartError::Http)?;
         let jobs = jobs::Runner::new(
             db.clone(),
             jobs::Handlers {
                 assistant: assistant.clone(),
+                attachments: attachments.clone(),
             },
             waker,
             job_lease(&config),
@@ -133,6 +143,7 @@ impl App {
             assistant,
             ingest,
             media,
+            attachments,
             shutdown,
             tasks,
         });
@@ -173,18 +184,18 @@ impl App {
         let tasks = state.tasks().clone();
         let db = state.db().clone();
         start_background(&state, background, &token);
+        let limits = http::serve::Limits::from_config(state.config());
         let router = http::router(state);
         tracing::info!(%address, backend = ?db.backend(), "listening");
         let stop = token.clone();
         // TCP_NODELAY stays off: Nagle's algorithm merges events written to a socket while an
         // earlier one is unacknowledged, which measured a third more fan-out (BENCHMARKS.md).
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: closing sockets, finishing in-flight requests");
-                stop.cancel();
-            })
-            .await?;
+        http::serve::serve(listener, router, limits, async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing sockets, finishing in-flight requests");
+            stop.cancel();
+        })
+        .await?;
         token.cancel();
         tasks.close();
         if tokio::time::timeout(DRAIN, tasks.wait()).await.is_err() {
@@ -231,8 +242,9 @@ fn start_background(state: &AppState, background: Background, token: &Cancellati
     }
 }
 
-/// How long a claimed job is its instance's: longer than the slowest job, an auto-reply (the LLM
-/// call, then the first send attempt), so only a dead instance's jobs are taken over.
+/// How long a claimed job is its instance's: longer than the slowest job (an auto-reply: the
+/// LLM call, then the first send attempt; a file's fetch), so only a dead instance's jobs are
+/// taken over.
 fn job_lease(config: &Config) -> Duration {
     let llm = config
         .assistant
@@ -240,7 +252,8 @@ fn job_lease(config: &Config) -> Duration {
         .as_ref()
         .map(|l| l.timeout)
         .unwrap_or_default();
-    llm + config.whatsapp.timeout * 2 + crate::outbox::LEASE_MARGIN
+    let reply = llm + config.whatsapp.timeout * 2;
+    reply.max(config.media_fetch.timeout) + crate::outbox::LEASE_MARGIN
 }
 
 /// Start-up warnings for settings that leave an endpoint open to anyone.

@@ -4,7 +4,7 @@
 //!
 //! Jobs are enqueued in the transaction that causes them, so a crash after the commit loses
 //! none; a crash during a job leaves its lease to expire, and the job runs again (handlers are
-//! idempotent: the assistant's reply is unique per message).
+//! idempotent: the assistant's reply is unique per message, a file is stored by its content).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::assistant::Assistant;
+use crate::attachments::Attachments;
 use crate::domain::now;
 use crate::store::jobs::{self, Job, JobKind};
 use crate::store::Db;
@@ -53,12 +54,14 @@ impl Waker {
 #[derive(Clone)]
 pub struct Handlers {
     pub assistant: Assistant,
+    pub attachments: Attachments,
 }
 
 impl Handlers {
     async fn run(&self, job: &Job) -> Outcome {
         match job.kind {
             JobKind::AssistantReply => self.assistant.reply_job(job.subject_id).await,
+            JobKind::AttachmentFetch => self.attachments.fetch_job(job.subject_id).await,
         }
     }
 }

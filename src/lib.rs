@@ -9,6 +9,8 @@
 pub mod app;
 /// The LLM assistant: OpenAI-compatible client and reply orchestration.
 pub mod assistant;
+/// Attachment files fetched from their providers (a durable job, or on demand) into the media store.
+pub mod attachments;
 /// The providers, one folder each, and each channel's addressing rules.
 pub mod channels;
 /// Configuration from the environment; every variable is listed in its module doc.
@@ -20,11 +22,11 @@ pub mod error;
 /// Event webhooks: every event also POSTed to the operator's receiver, signed, in order per
 /// conversation, recorded with its change and retried until taken.
 pub mod event_webhooks;
-/// The REST routes, extractors and middleware.
+/// The accept loop with its connection limits, the REST routes, extractors and middleware.
 pub mod http;
 /// The inbound seam: channel-neutral records, one recorder, group commit of deliveries.
 pub mod inbox;
-/// Durable background jobs (the assistant's auto-replies), claimed with a lease.
+/// Durable background jobs (the assistant's auto-replies, attachment fetches), claimed with a lease.
 pub mod jobs;
 /// Housekeeping on a timer: pruning tables that would otherwise only grow.
 pub mod maintenance;

@@ -5,7 +5,7 @@
 //! answer twice (the job's lease, and the reply's unique link to the message it answers).
 
 use crate::config::AutoReply;
-use crate::domain::ChannelKind;
+use crate::domain::{Author, ChannelKind};
 use crate::jobs::Outcome;
 use crate::outbox::{Dispatch, Outgoing};
 use crate::store::{conversations, messages};
@@ -23,7 +23,8 @@ impl AutoReplies {
     pub fn new(setting: &AutoReply, dispatch: &Dispatch) -> AutoReplies {
         let mut channels = [false; ChannelKind::ALL.len()];
         for (on, kind) in channels.iter_mut().zip(ChannelKind::ALL) {
-            *on = setting.covers(kind) && dispatch.unavailable(kind).is_none();
+            *on =
+                setting.covers(kind) && dispatch.unavailable_to(kind, Author::Assistant).is_none();
         }
         AutoReplies { channels }
     }
@@ -78,7 +79,7 @@ impl Assistant {
             channel: message.channel,
             recipient: conversation.external_id.clone(),
             content: text,
-            sender_name: Some("assistant".into()),
+            author: Author::Assistant,
             metadata: Some(metadata.to_string()),
             reply_to_message_id: Some(message.id),
         };

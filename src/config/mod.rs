@@ -8,9 +8,14 @@
 //! | `CORS_ORIGINS` | `http://localhost:3000` | comma-separated browser origins, credentials allowed |
 //! | `API_KEYS` | unset | `name:key,…`; set, `/api/v1/*` and the WebSocket need a key |
 //! | `MAX_BODY_BYTES` | `1048576` | largest request body accepted |
+//! | `HTTP_HEADER_TIMEOUT_SECS` | `30` | a request head must be complete within this; also an idle keep-alive connection's life |
+//! | `HTTP_BODY_TIMEOUT_SECS` | `60` | a request body must be complete within this of its head (408) |
+//! | `HTTP_MAX_CONNECTIONS` | `25000`, lowered to fit `ulimit -n` | connections (WebSockets included) open at once; more wait to be accepted |
 //! | `WS_QUEUE_CAPACITY` | `1024` | events a socket may fall behind before it gets `resync` |
+//! | `WS_QUEUE_BYTES` | `4194304` | bytes of events kept for sockets that fall behind; past it, `resync` |
 //! | `WS_PING_INTERVAL_SECS` | `20` | how often sockets are pinged; a peer silent for two intervals is closed |
 //! | `WHATSAPP_ACCESS_TOKEN`, `WHATSAPP_PHONE_NUMBER_ID` | unset | Cloud API credentials; both needed to send |
+//! | `WHATSAPP_GATEWAY_SEND_URL`, `WHATSAPP_GATEWAY_API_KEY` | unset | the WhatsApp Web gateway's send endpoint (and its `X-API-Key`): agents' replies to customers who write through the gateway go there |
 //! | `WHATSAPP_WEBHOOK_VERIFY_TOKEN` | unset | token of Meta's GET verification handshake |
 //! | `WHATSAPP_APP_SECRET` (alias `WHATSAPP_WEBHOOK_SECRET`) | unset | comma-separated app secrets; set, webhook POSTs need a valid `X-Hub-Signature-256` |
 //! | `WHATSAPP_API_BASE_URL`, `WHATSAPP_API_VERSION` | `https://graph.facebook.com`, `v26.0` | where sends go |
@@ -26,6 +31,7 @@
 //! | `ASSISTANT_FALLBACK_REPLY` | a short Spanish "we will answer soon" | the reply when no LLM answers |
 //! | `ASSISTANT_AUTOREPLY` | `false` | `true`: inbound messages on every channel that can send get the assistant's answer through the outbox; or a comma list of channel names |
 //! | `MEDIA_DIR`, `MEDIA_MAX_BYTES` | `./media`, `104857600` | where attachment files are kept (several instances: a directory they share), and the largest kept |
+//! | `MEDIA_FETCH_TIMEOUT_SECS`, `MEDIA_FETCH_CONCURRENCY` | `120`, `4` | the longest one file's fetch from its provider may take, and files fetched at once per instance |
 //! | `EVENT_WEBHOOK_URL`, `EVENT_WEBHOOK_SECRET` | unset | set: every event is also POSTed there, signed with the secret ([`events`]) |
 //! | `EVENT_WEBHOOK_TIMEOUT_SECS`, `EVENT_WEBHOOK_RETRY_BASE_MS`, `EVENT_WEBHOOK_RETRY_HOURS` | `10`, `2000`, `24` | one attempt's limit; first retry delay (doubling, capped at 5 minutes); how long after it was recorded an event is retried |
 //! | `EVENT_WEBHOOK_CONCURRENCY`, `EVENT_WEBHOOK_RETENTION_HOURS` | `16`, `24` | deliveries in flight (one per conversation); how long finished events are kept |
@@ -34,13 +40,15 @@
 //!
 //! Every error names its variable. Secrets are kept in [`Secret`], whose `Debug` hides them.
 //! Each area reads its own variables: [`channels`] (WhatsApp, Meta webhooks, the outbox),
-//! [`assistant`] (the LLM and auto-replies), [`events`] (the event webhook); [`vars`] holds the
-//! readers they share.
+//! [`assistant`] (the LLM and auto-replies), [`server`] (connection limits), [`events`] (the
+//! event webhook); [`vars`] holds the readers they share.
 
 mod assistant;
 mod channels;
 mod events;
+mod media;
 mod secret;
+mod server;
 mod vars;
 
 use std::collections::HashMap;
@@ -50,9 +58,11 @@ use std::time::Duration;
 pub use self::assistant::{
     Assistant, AutoReply, Llm, DEFAULT_FALLBACK_REPLY, DEFAULT_SYSTEM_PROMPT,
 };
-pub use self::channels::{MetaWebhook, Outbox, WhatsApp};
+pub use self::channels::{GatewaySend, MetaWebhook, Outbox, WhatsApp};
 pub use self::events::EventWebhook;
+pub use self::media::MediaFetch;
 pub use self::secret::{KeySet, Secret};
+pub use self::server::Http;
 use self::vars::{err, Vars};
 
 /// Log output style.
@@ -72,7 +82,9 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub api_keys: Option<KeySet>,
     pub max_body_bytes: usize,
+    pub http: Http,
     pub ws_queue_capacity: usize,
+    pub ws_queue_bytes: usize,
     pub ws_ping_interval: Duration,
     pub log_format: LogFormat,
     pub whatsapp: WhatsApp,
@@ -82,6 +94,7 @@ pub struct Config {
     pub metrics_addr: Option<std::net::SocketAddr>,
     pub media_dir: std::path::PathBuf,
     pub media_max_bytes: u64,
+    pub media_fetch: MediaFetch,
     pub event_webhook: Option<EventWebhook>,
 }
 
@@ -110,7 +123,9 @@ impl Config {
             cors_origins: vars.cors_origins()?,
             api_keys: vars.key_set("API_KEYS")?,
             max_body_bytes: vars.bounded("MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024)?,
+            http: vars.http()?,
             ws_queue_capacity: vars.bounded("WS_QUEUE_CAPACITY", 1024, 16, 1 << 20)?,
+            ws_queue_bytes: vars.bounded("WS_QUEUE_BYTES", 4 << 20, 64 << 10, 1 << 30)?,
             ws_ping_interval: Duration::from_secs(vars.bounded(
                 "WS_PING_INTERVAL_SECS",
                 20,
@@ -139,6 +154,7 @@ impl Config {
                 .map(|d| std::path::PathBuf::from(d.trim()))
                 .unwrap_or_else(|| "media".into()),
             media_max_bytes: vars.bounded("MEDIA_MAX_BYTES", 100 * 1024 * 1024, 1, 1 << 40)?,
+            media_fetch: vars.media_fetch()?,
             event_webhook: vars.event_webhook()?,
         })
     }
@@ -283,6 +299,7 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("CORS_ORIGINS", "localhost:3000"),
             ("WS_QUEUE_CAPACITY", "0"),
+            ("WS_QUEUE_BYTES", "1000"),
             ("WHATSAPP_API_VERSION", "26"),
             ("WHATSAPP_API_BASE_URL", "graph.facebook.com"),
             ("WHATSAPP_PHONE_NUMBER_ID", "+1 555"),
@@ -293,6 +310,8 @@ mod tests {
             ("ASSISTANT_AUTOREPLY", "sometimes"),
             ("ASSISTANT_AUTOREPLY", "whatsapp,telegram"),
             ("MEDIA_MAX_BYTES", "0"),
+            ("MEDIA_FETCH_TIMEOUT_SECS", "0"),
+            ("MEDIA_FETCH_CONCURRENCY", "1000"),
         ] {
             let e = Config::with(&[(var, value)]).expect_err(var);
             assert_eq!(e.variable, var);

@@ -1,12 +1,16 @@
-//! The OpenAPI document, generated from the handlers' annotations: `GET /openapi.json`,
-//! `switchboard openapi`, and Swagger UI on `/docs` from assets built into the binary.
+//! The OpenAPI document, generated from the handlers' annotations: `GET /openapi.json` and
+//! `switchboard openapi` (Swagger UI, on `/docs`, is `swagger_ui`'s).
 
+use axum::http::header::CONTENT_TYPE;
+use axum::routing::get;
 use axum::Router;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_swagger_ui::SwaggerUi;
 
-use super::{channels, conversations, gateway, messages, metrics, send, system, webhook, AppState};
+use super::{
+    attachments, channels, conversations, gateway, messages, metrics, send, system, webhook,
+    AppState,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +37,7 @@ FastAPI-style `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
         messages::create,
         messages::read,
         messages::update,
+        attachments::download,
         send::send,
         webhook::verify_whatsapp,
         webhook::receive_whatsapp,
@@ -50,6 +55,7 @@ FastAPI-style `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
     tags(
         (name = "conversations", description = "Customer threads, one per channel and external id"),
         (name = "messages", description = "Stored messages, inbound and outbound"),
+        (name = "attachments", description = "The files messages carry (photos, voice notes, documents)"),
         (name = "send", description = "Agents' replies through the channel's provider"),
         (name = "channels", description = "The seeded channels"),
         (name = "webhook", description = "Meta's WhatsApp Cloud API webhook"),
@@ -80,6 +86,13 @@ impl Modify for SecuritySchemes {
                     .description(Some("The same key as `Authorization: Bearer KEY`"))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "api_key_query",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "api_key",
+                "The same key as `?api_key=`: the WebSocket and attachment files only",
+            ))),
         );
         components.add_security_scheme(
             "gateway_key",
@@ -116,7 +129,15 @@ pub fn json() -> String {
     text
 }
 
-/// `/openapi.json` and Swagger UI on `/docs`.
+/// `/openapi.json` (the bytes of `swagger-core.json`, rendered once) and Swagger UI on `/docs`.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+    let document = json();
+    Router::new()
+        .route(
+            "/openapi.json",
+            get(move || {
+                std::future::ready(([(CONTENT_TYPE, "application/json")], document.clone()))
+            }),
+        )
+        .merge(super::swagger_ui::router())
 }

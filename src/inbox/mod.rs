@@ -164,8 +164,12 @@ pub async fn record_message(
                 Source::Url { .. } => signed,
                 Source::Stored { .. } => false,
             };
+            // A file to fetch gets its job in this transaction (`attachments::insert`).
             let attachment =
                 attachments::insert(&mut uow.exec(), stored.id, file, fetchable, at).await?;
+            if fetchable {
+                uow.wake_jobs();
+            }
             stored.attachments.push(attachment);
         }
         stored.attachment_count = stored.attachments.len() as i64;

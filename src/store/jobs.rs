@@ -10,14 +10,17 @@ use crate::args;
 pub enum JobKind {
     /// Compose the assistant's answer to inbound message `subject_id` and queue it for sending.
     AssistantReply,
+    /// Fetch the file of attachment `subject_id` from its provider into the media store.
+    AttachmentFetch,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 1] = [JobKind::AssistantReply];
+    pub const ALL: [JobKind; 2] = [JobKind::AssistantReply, JobKind::AttachmentFetch];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::AssistantReply => "assistant_reply",
+            JobKind::AttachmentFetch => "attachment_fetch",
         }
     }
 

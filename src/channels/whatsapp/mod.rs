@@ -5,11 +5,13 @@
 //! records.
 
 pub mod cloud_api;
+pub mod gateway_send;
+pub mod outbound;
 pub mod webhook;
 
 use super::ChannelRules;
 use crate::domain::{ChannelKind, PhoneNumber, Status};
-use crate::inbox::{Delivery, Incoming, StatusReport};
+use crate::inbox::{Delivery, Incoming, NewAttachment, Source, StatusReport};
 
 /// WhatsApp's addressing and limits.
 pub struct Rules;
@@ -58,7 +60,18 @@ impl webhook::Webhook {
                 timestamp: m.timestamp,
                 external_message_id: Some(m.wamid),
                 metadata: Some(m.raw.to_string()),
-                attachments: Vec::new(),
+                attachments: m
+                    .media
+                    .into_iter()
+                    .map(|media| NewAttachment {
+                        kind: media.kind,
+                        mime_type: media.mime_type,
+                        file_name: media.file_name,
+                        source: Source::WhatsappMedia {
+                            media_id: media.media_id,
+                        },
+                    })
+                    .collect(),
             })
             .collect();
         let statuses = self
