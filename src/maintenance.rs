@@ -55,10 +55,31 @@ pub async fn run(db: Db, retention: Retention, shutdown: CancellationToken) {
             .ok()
             .and_then(|keep| now().checked_sub_signed(keep))
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
-        match event_webhooks::prune(&mut db.exec(), before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(pruned = n, "dropped finished event webhook deliveries"),
-            Err(e) => tracing::warn!(error = %e, "cannot prune event webhook deliveries"),
+        prune_event_webhooks(&db, before).await;
+    }
+}
+
+/// Deletes finished event webhook deliveries in bounded batches.
+async fn prune_event_webhooks(db: &Db, before: chrono::DateTime<chrono::Utc>) {
+    const BATCH: i64 = 5_000;
+    let mut pruned = 0;
+    loop {
+        match event_webhooks::prune(&mut db.exec(), before, BATCH).await {
+            Ok(n) => {
+                pruned += n;
+                if n < BATCH as u64 {
+                    break;
+                }
+                // Other writers get their turn between batches.
+                tokio::task::yield_now().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot prune event webhook deliveries");
+                break;
+            }
         }
+    }
+    if pruned > 0 {
+        tracing::info!(pruned, "dropped finished event webhook deliveries");
     }
 }

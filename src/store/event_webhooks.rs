@@ -199,11 +199,14 @@ pub async fn retry(
     .map(|_| ())
 }
 
-/// Deletes events finished before `before`; returns how many.
-pub async fn prune(ex: &mut Exec<'_>, before: DateTime<Utc>) -> sqlx::Result<u64> {
+/// Deletes up to `limit` events finished before `before`; returns how many. Bounded, so a
+/// large backlog of old rows is pruned in short transactions rather than one long one.
+pub async fn prune(ex: &mut Exec<'_>, before: DateTime<Utc>, limit: i64) -> sqlx::Result<u64> {
     ex.execute(
-        "DELETE FROM event_webhooks WHERE finished_at IS NOT NULL AND finished_at < $1",
-        args![before],
+        "DELETE FROM event_webhooks WHERE id IN \
+           (SELECT id FROM event_webhooks WHERE finished_at IS NOT NULL AND finished_at < $1 \
+            LIMIT $2)",
+        args![before, limit],
     )
     .await
 }
