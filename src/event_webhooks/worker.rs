@@ -123,6 +123,9 @@ impl Worker {
                 "event webhook deliveries still running at shutdown are left to their leases"
             );
         }
+        if delivered.is_empty() {
+            return;
+        }
         if let Err(e) = this.settle_and_claim(&delivered, 0).await {
             tracing::warn!(error = %e, "event webhooks: delivered events not recorded at shutdown will be sent again");
         }
