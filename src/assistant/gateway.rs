@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::Assistant;
 use crate::channels::rules;
-use crate::domain::{now, Change, ChannelKind, Direction, Message, Status};
+use crate::domain::{now, Author, Change, ChannelKind, Direction, Message, Status};
 use crate::inbox::{self, Incoming};
 use crate::store::messages;
 
@@ -104,7 +104,7 @@ impl Assistant {
             direction: Direction::Outbound,
             // Handed to the gateway, which delivers it.
             status: Status::Sent,
-            sender_name: Some("assistant".into()),
+            sender_name: Some(Author::Assistant.as_str().into()),
             sender_identifier: None,
             timestamp: now(),
             message_metadata: Some(metadata.to_string()),

@@ -12,7 +12,7 @@ use super::docs::BodyErrors;
 use super::extract::JsonBody;
 use super::AppState;
 use crate::channels::{rules, ChannelRules};
-use crate::domain::{now, ChannelKind, Conversation, Message};
+use crate::domain::{now, Author, ChannelKind, Conversation, Message};
 use crate::error::{ApiError, ApiResult};
 use crate::outbox::{Outgoing, Submitted};
 use crate::publish::UnitOfWork;
@@ -126,7 +126,7 @@ pub(super) async fn send(
         channel,
         recipient,
         content: body.message,
-        sender_name: Some("agent".into()),
+        author: Author::Agent,
         metadata: None,
         reply_to_message_id: None,
     };

@@ -18,7 +18,7 @@ pub use self::dispatch::Dispatch;
 use self::record::RecordError;
 use crate::channels::SendOutcome;
 use crate::config;
-use crate::domain::{now, Change, ChannelKind, Direction, Message, Status};
+use crate::domain::{now, Author, Change, ChannelKind, Direction, Message, Status};
 use crate::metrics::Metrics;
 use crate::publish::{Publisher, UnitOfWork};
 use crate::store::{self, outbox};
@@ -47,7 +47,8 @@ pub struct Outgoing {
     /// Validated by the channel's rules; every attempt goes here.
     pub recipient: String,
     pub content: String,
-    pub sender_name: Option<String>,
+    /// Stored as the message's `sender_name`; the provider client sees it with every attempt.
+    pub author: Author,
     pub metadata: Option<String>,
     /// For an assistant's auto-reply: the inbound message it answers.
     pub reply_to_message_id: Option<i64>,
@@ -111,7 +112,7 @@ impl Outbox {
             message_type: "text".into(),
             direction: Direction::Outbound,
             status: Status::Pending,
-            sender_name: outgoing.sender_name,
+            sender_name: Some(outgoing.author.as_str().into()),
             sender_identifier: None,
             timestamp: at,
             message_metadata: outgoing.metadata,
@@ -141,6 +142,7 @@ impl Outbox {
             content: outgoing.content,
             channel: message.channel,
             recipient: outgoing.recipient,
+            author: outgoing.author,
             send_attempts: 0,
         };
         let this = self.clone();

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Backend, Exec, Id};
 use crate::args;
-use crate::domain::{ChannelKind, Message, Status};
+use crate::domain::{Author, ChannelKind, Message, Status};
 
 /// A message due to be sent, with where to send it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -16,6 +16,8 @@ pub struct Due {
     pub channel: ChannelKind,
     /// Fixed when the message was stored: every attempt goes to the same person.
     pub recipient: String,
+    /// Who wrote it (from `sender_name`): an agent, or the assistant.
+    pub author: Author,
     pub send_attempts: i32,
 }
 
@@ -59,7 +61,9 @@ pub async fn claim_due(
            AND next_attempt_at IS NOT NULL \
            AND (claimed_until IS NULL OR claimed_until < $1) \
          RETURNING id, conversation_id, content, channel_id AS channel, \
-                   COALESCE(recipient, '') AS recipient, send_attempts"
+                   COALESCE(recipient, '') AS recipient, \
+                   CASE WHEN sender_name = 'assistant' THEN 'assistant' ELSE 'agent' END AS author, \
+                   send_attempts"
     );
     ex.fetch_all(&sql, args![now, lease_until, limit]).await
 }
