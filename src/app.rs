@@ -16,6 +16,7 @@ use crate::assistant::Assistant;
 use crate::config::Config;
 use crate::http::{self, AppState, Services};
 use crate::inbox::ingest::{self, Ingest};
+use crate::inbox::names::NameLookups;
 use crate::jobs;
 use crate::media::MediaStore;
 use crate::metrics::Metrics;
@@ -90,12 +91,13 @@ impl App {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let dispatch = Dispatch::from_config(&config).map_err(StartError::Http)?;
+        let names = NameLookups::new(publisher.clone(), dispatch.clone());
         let outbox = Outbox::new(
             publisher.clone(),
             metrics.clone(),
             dispatch,
             config.outbox.clone(),
-            config.whatsapp.timeout,
+            provider_timeout(&config),
             tasks.clone(),
         );
         let assistant = Assistant::new(
@@ -111,6 +113,7 @@ impl App {
             db.clone(),
             jobs::Handlers {
                 assistant: assistant.clone(),
+                names,
             },
             waker,
             job_lease(&config),
@@ -224,7 +227,12 @@ fn job_lease(config: &Config) -> Duration {
         .as_ref()
         .map(|l| l.timeout)
         .unwrap_or_default();
-    llm + config.whatsapp.timeout * 2 + crate::outbox::LEASE_MARGIN
+    llm + provider_timeout(config) * 2 + crate::outbox::LEASE_MARGIN
+}
+
+/// The longest one call to a messaging provider may take.
+fn provider_timeout(config: &Config) -> Duration {
+    config.whatsapp.timeout.max(config.instagram.timeout)
 }
 
 /// Start-up warnings for settings that leave an endpoint open to anyone.
@@ -235,6 +243,14 @@ fn warn_about_open_doors(config: &Config) {
     if config.whatsapp.webhook.app_secrets.is_empty() {
         tracing::warn!(
             "WHATSAPP_APP_SECRET is not set: /webhook/whatsapp accepts unsigned deliveries"
+        );
+    }
+    let instagram = &config.instagram;
+    let instagram_used =
+        instagram.credentials.is_some() || instagram.webhook.verify_token.is_some();
+    if instagram_used && instagram.webhook.app_secrets.is_empty() {
+        tracing::warn!(
+            "INSTAGRAM_APP_SECRET is not set: /webhook/instagram accepts unsigned deliveries (and fetches none of their files)"
         );
     }
     if config.gateway_keys.is_none() {

@@ -4,7 +4,8 @@
 //!
 //! Jobs are enqueued in the transaction that causes them, so a crash after the commit loses
 //! none; a crash during a job leaves its lease to expire, and the job runs again (handlers are
-//! idempotent: the assistant's reply is unique per message).
+//! idempotent: the assistant's reply is unique per message, and a looked-up name only names a
+//! conversation that has none).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::assistant::Assistant;
 use crate::domain::now;
+use crate::inbox::names::NameLookups;
 use crate::store::jobs::{self, Job, JobKind};
 use crate::store::Db;
 
@@ -53,12 +55,14 @@ impl Waker {
 #[derive(Clone)]
 pub struct Handlers {
     pub assistant: Assistant,
+    pub names: NameLookups,
 }
 
 impl Handlers {
     async fn run(&self, job: &Job) -> Outcome {
         match job.kind {
             JobKind::AssistantReply => self.assistant.reply_job(job.subject_id).await,
+            JobKind::ParticipantName => self.names.job(job.subject_id).await,
         }
     }
 }

@@ -10,14 +10,18 @@ use crate::args;
 pub enum JobKind {
     /// Compose the assistant's answer to inbound message `subject_id` and queue it for sending.
     AssistantReply,
+    /// Look up the name of conversation `subject_id`'s participant with the provider (whose
+    /// webhooks carry none) and name the conversation.
+    ParticipantName,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 1] = [JobKind::AssistantReply];
+    pub const ALL: [JobKind; 2] = [JobKind::AssistantReply, JobKind::ParticipantName];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::AssistantReply => "assistant_reply",
+            JobKind::ParticipantName => "participant_name",
         }
     }
 
