@@ -69,19 +69,25 @@ pub async fn claim_due(
 }
 
 /// The provider accepted the message: `sent`, with its id when it gave one, out of the queue.
+/// This and the two below return the message only when they changed it: `None` when it was no
+/// longer `pending` (its outcome is recorded already, e.g. the provider's echo adopted it).
 pub async fn record_sent(
     ex: &mut Exec<'_>,
     id: i64,
     attempts: i32,
     external_id: Option<&str>,
 ) -> sqlx::Result<Option<Message>> {
-    ex.execute(
-        "UPDATE messages SET status = 'sent', external_message_id = $2, error = NULL, \
+    let touched = ex
+        .execute(
+            "UPDATE messages SET status = 'sent', external_message_id = $2, error = NULL, \
          send_attempts = $3, next_attempt_at = NULL, claimed_until = NULL \
          WHERE id = $1 AND status = 'pending'",
-        args![id, external_id.map(str::to_owned), i64::from(attempts)],
-    )
-    .await?;
+            args![id, external_id.map(str::to_owned), i64::from(attempts)],
+        )
+        .await?;
+    if touched == 0 {
+        return Ok(None);
+    }
     super::messages::get(ex, id).await
 }
 
@@ -93,12 +99,16 @@ pub async fn record_retry(
     next_attempt_at: DateTime<Utc>,
     error: &str,
 ) -> sqlx::Result<Option<Message>> {
-    ex.execute(
-        "UPDATE messages SET error = $2, send_attempts = $3, next_attempt_at = $4, \
+    let touched = ex
+        .execute(
+            "UPDATE messages SET error = $2, send_attempts = $3, next_attempt_at = $4, \
          claimed_until = NULL WHERE id = $1 AND status = 'pending'",
-        args![id, error, i64::from(attempts), next_attempt_at],
-    )
-    .await?;
+            args![id, error, i64::from(attempts), next_attempt_at],
+        )
+        .await?;
+    if touched == 0 {
+        return Ok(None);
+    }
     super::messages::get(ex, id).await
 }
 
@@ -109,12 +119,16 @@ pub async fn record_failed(
     attempts: i32,
     error: &str,
 ) -> sqlx::Result<Option<Message>> {
-    ex.execute(
-        "UPDATE messages SET status = 'failed', error = $2, send_attempts = $3, \
+    let touched = ex
+        .execute(
+            "UPDATE messages SET status = 'failed', error = $2, send_attempts = $3, \
          next_attempt_at = NULL, claimed_until = NULL WHERE id = $1 AND status = 'pending'",
-        args![id, error, i64::from(attempts)],
-    )
-    .await?;
+            args![id, error, i64::from(attempts)],
+        )
+        .await?;
+    if touched == 0 {
+        return Ok(None);
+    }
     super::messages::get(ex, id).await
 }
 
