@@ -11,6 +11,7 @@ mod clients;
 mod conversations;
 mod early_statuses;
 mod ingest;
+mod instagram;
 mod messages;
 mod metrics;
 mod openapi;
