@@ -4,61 +4,78 @@
 //! webhooks carry no names).
 
 use crate::channels::instagram::InstagramApi;
-use crate::channels::whatsapp::cloud_api::CloudApi;
+use crate::channels::whatsapp::outbound::WhatsAppSenders;
 use crate::channels::{NameOutcome, SendOutcome};
 use crate::config::Config;
-use crate::domain::ChannelKind;
+use crate::domain::{Author, ChannelKind};
 use crate::store::outbox::Due;
 
 /// The configured provider clients.
 #[derive(Clone)]
 pub struct Dispatch {
-    whatsapp: Option<CloudApi>,
+    whatsapp: WhatsAppSenders,
     instagram: Option<InstagramApi>,
 }
 
 impl Dispatch {
     pub fn from_config(config: &Config) -> Result<Dispatch, reqwest::Error> {
         Ok(Dispatch {
-            whatsapp: CloudApi::from_config(&config.whatsapp)?,
+            whatsapp: WhatsAppSenders::from_config(&config.whatsapp)?,
             instagram: InstagramApi::from_config(&config.instagram)?,
         })
     }
 
-    /// Why messages on `channel` cannot be sent, naming what to configure; `None` when they can.
+    /// Why agents' messages on `channel` cannot be sent, naming what to configure; `None` when
+    /// they can.
     pub fn unavailable(&self, channel: ChannelKind) -> Option<String> {
+        self.unavailable_to(channel, Author::Agent)
+    }
+
+    /// Why `author`'s messages on `channel` cannot be sent; `None` when they can.
+    pub fn unavailable_to(&self, channel: ChannelKind, author: Author) -> Option<String> {
         match channel {
-            ChannelKind::Whatsapp if self.whatsapp.is_none() => Some(
-                "WhatsApp sending is not configured: set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID"
-                    .into(),
-            ),
+            ChannelKind::Whatsapp => self.whatsapp.unavailable(author),
             ChannelKind::Instagram if self.instagram.is_none() => Some(
                 "Instagram sending is not configured: set INSTAGRAM_ACCESS_TOKEN and INSTAGRAM_ACCOUNT_ID"
                     .into(),
             ),
-            ChannelKind::Whatsapp | ChannelKind::Instagram => None,
+            ChannelKind::Instagram => None,
             other => Some(format!("sending on {other} is not supported yet")),
+        }
+    }
+
+    /// Whether choosing a message's route needs to know how the customer last wrote.
+    pub fn needs_last_route(&self, channel: ChannelKind) -> bool {
+        channel == ChannelKind::Whatsapp && self.whatsapp.needs_last_route()
+    }
+
+    /// The way out of a new message on `channel` (stored with it, so every retry takes it);
+    /// `last_via_gateway` is how the conversation's customer last wrote.
+    pub fn route(
+        &self,
+        channel: ChannelKind,
+        author: Author,
+        last_via_gateway: bool,
+    ) -> Option<&'static str> {
+        match channel {
+            ChannelKind::Whatsapp => Some(self.whatsapp.route(author, last_via_gateway)),
+            _ => None,
         }
     }
 
     /// Hands `due` to its channel's provider.
     pub async fn send(&self, due: &Due) -> SendOutcome {
-        match (due.channel, &self.whatsapp, &self.instagram) {
-            (ChannelKind::Whatsapp, Some(api), _) => {
-                api.send_text(&due.recipient, &due.content).await
-            }
-            (ChannelKind::Instagram, _, Some(api)) => {
-                api.send_text(&due.recipient, &due.content, due.author)
+        match (due.channel, &self.instagram) {
+            (ChannelKind::Whatsapp, _) => self.whatsapp.send(due).await,
+            (ChannelKind::Instagram, Some(api)) => {
+                api.send_text(&due.recipient, &due.content, due.author())
                     .await
             }
             // Credentials removed since the message was stored: keep it until they are back.
-            (ChannelKind::Whatsapp, None, _) => {
-                SendOutcome::Transient("WhatsApp credentials are not configured".into())
-            }
-            (ChannelKind::Instagram, _, None) => {
+            (ChannelKind::Instagram, None) => {
                 SendOutcome::Transient("Instagram credentials are not configured".into())
             }
-            (other, _, _) => SendOutcome::Permanent(format!("sending on {other} is not supported")),
+            (other, _) => SendOutcome::Permanent(format!("sending on {other} is not supported")),
         }
     }
 

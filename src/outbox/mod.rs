@@ -47,7 +47,6 @@ pub struct Outgoing {
     /// Validated by the channel's rules; every attempt goes here.
     pub recipient: String,
     pub content: String,
-    /// Stored as the message's `sender_name`; the provider client sees it with every attempt.
     pub author: Author,
     pub metadata: Option<String>,
     /// For an assistant's auto-reply: the inbound message it answers.
@@ -112,7 +111,7 @@ impl Outbox {
             message_type: "text".into(),
             direction: Direction::Outbound,
             status: Status::Pending,
-            sender_name: Some(outgoing.author.as_str().into()),
+            sender_name: Some(outgoing.author.sender_name().to_owned()),
             sender_identifier: None,
             timestamp: at,
             message_metadata: outgoing.metadata,
@@ -122,6 +121,14 @@ impl Outbox {
             reply_to_message_id: outgoing.reply_to_message_id,
             recipient: Some(outgoing.recipient.clone()),
         };
+        // The way out is decided now, so every retry takes the same one.
+        let last_via_gateway = self.dispatch.needs_last_route(outgoing.channel)
+            && store::messages::latest_inbound(&mut uow.exec(), outgoing.conversation_id)
+                .await?
+                .is_some_and(|last| crate::assistant::gateway::came_through_gateway(&last));
+        let route = self
+            .dispatch
+            .route(outgoing.channel, outgoing.author, last_via_gateway);
         let Some(message) = store::messages::insert(&mut uow.exec(), &new, at).await? else {
             return Ok(None);
         };
@@ -132,6 +139,7 @@ impl Outbox {
             message.id,
             at,
             Some(at + chrono_duration(self.lease)),
+            route,
         )
         .await?;
         uow.push(Change::NewMessage(message.clone()));
@@ -142,8 +150,9 @@ impl Outbox {
             content: outgoing.content,
             channel: message.channel,
             recipient: outgoing.recipient,
-            author: outgoing.author,
             send_attempts: 0,
+            sender_name: Some(outgoing.author.sender_name().to_owned()),
+            send_route: route.map(str::to_owned),
         };
         let this = self.clone();
         let attempt = self.tasks.spawn(async move { this.attempt(due).await });

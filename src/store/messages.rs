@@ -206,6 +206,25 @@ pub async fn reply_to(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<Message
     with_attachments(ex, found).await
 }
 
+/// The conversation's latest inbound message (the last the customer wrote), by the order the
+/// server recorded them.
+pub async fn latest_inbound(
+    ex: &mut Exec<'_>,
+    conversation_id: i64,
+) -> sqlx::Result<Option<Message>> {
+    let found = ex
+        .fetch_optional(
+            concat!(
+                select!(),
+                " WHERE m.conversation_id = $1 AND m.direction = 'inbound' \
+                 ORDER BY m.id DESC LIMIT 1"
+            ),
+            args![conversation_id],
+        )
+        .await?;
+    with_attachments(ex, found).await
+}
+
 /// The last `limit` messages of a conversation stored before message `before_id`, oldest first,
 /// in the order the server recorded them: ids, not timestamps, since a provider's clock (the
 /// gateway's has a second's resolution) may put a reply before the message it answers.

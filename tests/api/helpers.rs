@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod cluster;
+pub mod process;
 pub mod proxy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
