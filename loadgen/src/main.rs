@@ -72,7 +72,7 @@ struct Load {
 
 #[derive(Subcommand)]
 enum Scenario {
-    /// POST unique WhatsApp text-message webhooks; then check stored = acknowledged.
+    /// POST unique text-message webhooks; then check stored = acknowledged.
     Ingest {
         #[command(flatten)]
         common: Common,
@@ -81,6 +81,9 @@ enum Scenario {
         /// Distinct senders (conversations).
         #[arg(long, default_value_t = 1000)]
         senders: u64,
+        /// Whose webhooks: WhatsApp Cloud API or Instagram.
+        #[arg(long, value_enum, default_value = "whatsapp")]
+        channel: ingest::Channel,
     },
     /// GET pages of messages or conversations from a bulk-loaded database.
     Read {
@@ -214,9 +217,15 @@ async fn run(scenario: Scenario) -> Result<(&'static str, String, Value), Error>
             common,
             load,
             senders,
+            channel,
         } => {
-            let v =
-                ingest::run(settings(&common, &load)?, senders.max(1), &watched(&common)).await?;
+            let v = ingest::run(
+                settings(&common, &load)?,
+                senders.max(1),
+                channel,
+                &watched(&common),
+            )
+            .await?;
             ("ingest", common.label, v)
         }
         Scenario::Read {

@@ -16,6 +16,7 @@ mod crash;
 mod early_statuses;
 mod gateway_send;
 mod ingest;
+mod instagram;
 mod messages;
 mod metrics;
 mod openapi;
