@@ -73,7 +73,7 @@ struct Load {
 
 #[derive(Subcommand)]
 enum Scenario {
-    /// POST unique WhatsApp text-message webhooks; then check stored = acknowledged.
+    /// POST unique text-message webhooks; then check stored = acknowledged.
     Ingest {
         #[command(flatten)]
         common: Common,
@@ -82,6 +82,9 @@ enum Scenario {
         /// Distinct senders (conversations).
         #[arg(long, default_value_t = 1000)]
         senders: u64,
+        /// Whose webhooks: WhatsApp Cloud API or Instagram.
+        #[arg(long, value_enum, default_value = "whatsapp")]
+        channel: ingest::Channel,
     },
     /// The ingest workload while this process plays the event webhook's receiver on --receiver;
     /// then the check that every event arrived once, in order per conversation.
@@ -237,9 +240,15 @@ async fn run(scenario: Scenario) -> Result<(&'static str, String, Value), Error>
             common,
             load,
             senders,
+            channel,
         } => {
-            let v =
-                ingest::run(settings(&common, &load)?, senders.max(1), &watched(&common)).await?;
+            let v = ingest::run(
+                settings(&common, &load)?,
+                senders.max(1),
+                channel,
+                &watched(&common),
+            )
+            .await?;
             ("ingest", common.label, v)
         }
         Scenario::Events {

@@ -20,6 +20,11 @@
 //! | `WHATSAPP_APP_SECRET` (alias `WHATSAPP_WEBHOOK_SECRET`) | unset | comma-separated app secrets; set, webhook POSTs need a valid `X-Hub-Signature-256` |
 //! | `WHATSAPP_API_BASE_URL`, `WHATSAPP_API_VERSION` | `https://graph.facebook.com`, `v26.0` | where sends go |
 //! | `WHATSAPP_TIMEOUT_MS` | `15000` | one Cloud API request's time limit |
+//! | `INSTAGRAM_ACCESS_TOKEN`, `INSTAGRAM_ACCOUNT_ID` | unset | the professional account's Instagram-Login token and numeric id; both needed to send and to look names up |
+//! | `INSTAGRAM_WEBHOOK_VERIFY_TOKEN`, `INSTAGRAM_APP_SECRET` | unset | as the WhatsApp pair, for `/webhook/instagram` (secrets comma-separated) |
+//! | `INSTAGRAM_API_BASE_URL`, `INSTAGRAM_API_VERSION` | `https://graph.instagram.com`, `v26.0` | where sends and profile look-ups go (https, or http to a loopback host) |
+//! | `INSTAGRAM_TIMEOUT_MS` | `15000` | one Instagram Graph request's time limit |
+//! | `INSTAGRAM_HUMAN_AGENT_TAG` | `false` | agents' replies carry `MESSAGE_TAG`/`HUMAN_AGENT` (never the assistant's) |
 //! | `SEND_MAX_ATTEMPTS` | `8` | attempts for one outbound message before it is `failed` |
 //! | `SEND_RETRY_BASE_MS` | `2000` | first retry delay; doubles per attempt (with jitter), capped at 5 minutes |
 //! | `OUTBOX_POLL_MS` | `1000` | how often the outbox looks for due messages |
@@ -40,12 +45,13 @@
 //!
 //! Every error names its variable. Secrets are kept in [`Secret`], whose `Debug` hides them.
 //! Each area reads its own variables: [`channels`] (WhatsApp, Meta webhooks, the outbox),
-//! [`assistant`] (the LLM and auto-replies), [`server`] (connection limits), [`events`] (the
-//! event webhook); [`vars`] holds the readers they share.
+//! [`instagram`], [`assistant`] (the LLM and auto-replies), [`server`] (connection limits),
+//! [`events`] (the event webhook); [`vars`] holds the readers they share.
 
 mod assistant;
 mod channels;
 mod events;
+mod instagram;
 mod media;
 mod secret;
 mod server;
@@ -60,6 +66,7 @@ pub use self::assistant::{
 };
 pub use self::channels::{GatewaySend, MetaWebhook, Outbox, WhatsApp};
 pub use self::events::EventWebhook;
+pub use self::instagram::Instagram;
 pub use self::media::MediaFetch;
 pub use self::secret::{KeySet, Secret};
 pub use self::server::Http;
@@ -88,6 +95,7 @@ pub struct Config {
     pub ws_ping_interval: Duration,
     pub log_format: LogFormat,
     pub whatsapp: WhatsApp,
+    pub instagram: Instagram,
     pub outbox: Outbox,
     pub gateway_keys: Option<KeySet>,
     pub assistant: Assistant,
@@ -138,6 +146,7 @@ impl Config {
                 Some(_) => return Err(err("LOG_FORMAT", "expected pretty or json")),
             },
             whatsapp: vars.whatsapp()?,
+            instagram: vars.instagram()?,
             outbox: vars.outbox()?,
             gateway_keys: vars.key_set("AI_ASSISTANTS_API_KEYS")?,
             assistant: vars.assistant()?,

@@ -16,8 +16,8 @@ use super::{
 #[openapi(
     info(
         title = "switchboard",
-        description = "Shared-inbox backend: WhatsApp (Cloud API and a WhatsApp Web gateway), later \
-Instagram and email. REST under /api/v1, a WebSocket hub on / and /ws, Meta's webhook, and the \
+        description = "Shared-inbox backend: WhatsApp (Cloud API and a WhatsApp Web gateway), \
+Instagram Direct, and later email. REST under /api/v1, a WebSocket hub on / and /ws, Meta's webhook, and the \
 assistant's gateway endpoint. Errors are `{\"detail\", \"code\"}`; validation errors are \
 FastAPI-style `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
         license(name = "MIT")
@@ -41,6 +41,8 @@ FastAPI-style `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
         send::send,
         webhook::verify_whatsapp,
         webhook::receive_whatsapp,
+        webhook::verify_instagram,
+        webhook::receive_instagram,
         gateway::inbound,
     ),
     components(schemas(
@@ -58,7 +60,7 @@ FastAPI-style `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
         (name = "attachments", description = "The files messages carry (photos, voice notes, documents)"),
         (name = "send", description = "Agents' replies through the channel's provider"),
         (name = "channels", description = "The seeded channels"),
-        (name = "webhook", description = "Meta's WhatsApp Cloud API webhook"),
+        (name = "webhook", description = "Meta's webhooks: WhatsApp Cloud API and Instagram messaging"),
         (name = "gateway", description = "The WhatsApp Web gateway and the assistant"),
         (name = "realtime", description = "The WebSocket hub"),
         (name = "system", description = "Health and metrics"),

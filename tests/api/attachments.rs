@@ -612,6 +612,7 @@ fn url_delivery(mid: &str, url: &str, signed: bool) -> Delivery {
     Delivery {
         channel: ChannelKind::Instagram,
         messages: vec![Incoming {
+            direction: switchboard::domain::Direction::Inbound,
             conversation_key: "17841400000000001".into(),
             participant_identifier: "17841400000000001".into(),
             participant_name: None,
@@ -628,8 +629,8 @@ fn url_delivery(mid: &str, url: &str, signed: bool) -> Delivery {
                 source: Source::Url { url: url.into() },
             }],
         }],
-        statuses: Vec::new(),
         signed,
+        ..Delivery::new(ChannelKind::Instagram)
     }
 }
 

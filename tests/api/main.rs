@@ -17,6 +17,7 @@ mod early_statuses;
 mod event_webhooks;
 mod gateway_send;
 mod ingest;
+mod instagram;
 mod messages;
 mod metrics;
 mod openapi;

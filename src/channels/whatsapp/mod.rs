@@ -10,7 +10,7 @@ pub mod outbound;
 pub mod webhook;
 
 use super::ChannelRules;
-use crate::domain::{ChannelKind, PhoneNumber, Status};
+use crate::domain::{ChannelKind, Direction, PhoneNumber, Status};
 use crate::inbox::{Delivery, Incoming, NewAttachment, Source, StatusReport};
 
 /// WhatsApp's addressing and limits.
@@ -50,6 +50,7 @@ impl webhook::Webhook {
             .messages
             .into_iter()
             .map(|m| Incoming {
+                direction: Direction::Inbound,
                 // The assistant answers what people write, not reactions, media or notices.
                 answerable: m.message_type == "text",
                 participant_identifier: m.phone.clone().unwrap_or_else(|| m.sender.clone()),
@@ -87,12 +88,12 @@ impl webhook::Webhook {
                 })
             })
             .collect();
+        // `signed` is set by the webhook route, which alone knows whether it checked the
+        // signature.
         Delivery {
-            channel: ChannelKind::Whatsapp,
             messages,
             statuses,
-            // Set by the webhook route, which alone knows whether it checked the signature.
-            signed: false,
+            ..Delivery::new(ChannelKind::Whatsapp)
         }
     }
 }
