@@ -183,7 +183,13 @@ pub async fn run(plan: Plan, watched: &Watched) -> Result<Value, Error> {
     let listener = TcpListener::bind(plan.receiver).await?;
     let server = tokio::spawn(serve(listener, receiver.clone()));
     let started = Instant::now();
-    let mut v = ingest::run(plan.settings, plan.senders, watched).await?;
+    let mut v = ingest::run(
+        plan.settings,
+        plan.senders,
+        ingest::Channel::Whatsapp,
+        watched,
+    )
+    .await?;
     let count = |key: &str| v[key].as_u64().unwrap_or(0);
     let expected = (count("stored") + count("conversations")) as usize;
     let delivered_during_load = receiver.distinct();
