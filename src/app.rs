@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
+use crate::channels::email;
 use crate::config::Config;
 use crate::http::{self, AppState, Services};
 use crate::inbox::ingest::{self, Ingest};
@@ -37,6 +38,10 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error("cannot build the HTTP client: {0}")]
     Http(reqwest::Error),
+    #[error("{0}")]
+    Dispatch(#[from] crate::outbox::dispatch::DispatchError),
+    #[error("{0}")]
+    Email(String),
 }
 
 pub struct App {
@@ -57,6 +62,8 @@ struct Background {
     ingest: ingest::Writer,
     /// The durable job runner.
     jobs: jobs::Runner,
+    /// The reader of `EMAIL_IMAP_URL`'s mailbox, when configured.
+    email: Option<email::Reader>,
 }
 
 impl App {
@@ -89,13 +96,13 @@ impl App {
         })?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let dispatch = Dispatch::from_config(&config).map_err(StartError::Http)?;
+        let dispatch = Dispatch::from_config(&config)?;
         let outbox = Outbox::new(
             publisher.clone(),
             metrics.clone(),
             dispatch,
             config.outbox.clone(),
-            config.whatsapp.timeout,
+            send_timeout(&config),
             tasks.clone(),
         );
         let assistant = Assistant::new(
@@ -107,6 +114,16 @@ impl App {
         .map_err(StartError::Http)?;
         let (ingest, ingest_writer) =
             Ingest::new(publisher.clone(), assistant.autoreplies(), metrics.clone());
+        let email_health = config.email.imap.as_ref().map(|_| email::Health::default());
+        let email_reader = email::Reader::from_config(
+            &config.email,
+            publisher.clone(),
+            assistant.autoreplies(),
+            media.clone(),
+            metrics.clone(),
+            email_health.clone().unwrap_or_default(),
+        )
+        .map_err(StartError::Email)?;
         let jobs = jobs::Runner::new(
             db.clone(),
             jobs::Handlers {
@@ -125,6 +142,7 @@ impl App {
             assistant,
             ingest,
             media,
+            email_health,
             shutdown,
             tasks,
         });
@@ -137,6 +155,7 @@ impl App {
                 metrics: metrics_listener,
                 ingest: ingest_writer,
                 jobs,
+                email: email_reader,
             },
         })
     }
@@ -195,6 +214,9 @@ fn start_background(state: &AppState, background: Background, token: &Cancellati
     tasks.spawn(state.outbox().clone().run(token.clone()));
     tasks.spawn(background.jobs.run(token.clone()));
     tasks.spawn(crate::maintenance::run(state.db().clone(), token.clone()));
+    if let Some(reader) = background.email {
+        tasks.spawn(reader.run(token.clone()));
+    }
     tasks.spawn(
         state
             .relay()
@@ -224,7 +246,12 @@ fn job_lease(config: &Config) -> Duration {
         .as_ref()
         .map(|l| l.timeout)
         .unwrap_or_default();
-    llm + config.whatsapp.timeout * 2 + crate::outbox::LEASE_MARGIN
+    llm + send_timeout(config) * 2 + crate::outbox::LEASE_MARGIN
+}
+
+/// The longest one send to any provider may take.
+fn send_timeout(config: &Config) -> Duration {
+    config.whatsapp.timeout.max(config.email.timeout)
 }
 
 /// Start-up warnings for settings that leave an endpoint open to anyone.

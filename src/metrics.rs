@@ -67,6 +67,9 @@ pub struct Metrics {
     pub outbox_sent: AtomicU64,
     pub outbox_failed: AtomicU64,
     pub outbox_retried: AtomicU64,
+    /// Mails read from the IMAP mailbox and stored, and failed attempts to read it.
+    pub email_mails_imported: AtomicU64,
+    pub email_read_failures: AtomicU64,
     llm: Mutex<BTreeMap<String, Histogram>>,
 }
 
@@ -194,6 +197,18 @@ impl Metrics {
             "switchboard_outbox_failed_total",
             "Outbound messages failed for good.",
             load(&self.outbox_failed),
+        );
+        counter(
+            &mut out,
+            "switchboard_email_mails_imported_total",
+            "Mails read from the IMAP mailbox and stored.",
+            load(&self.email_mails_imported),
+        );
+        counter(
+            &mut out,
+            "switchboard_email_read_failures_total",
+            "Attempts to read the IMAP mailbox that failed (retried with backoff).",
+            load(&self.email_read_failures),
         );
         out.push_str("# HELP switchboard_llm_call_duration_seconds LLM calls by outcome (ok, or the fallback reason).\n");
         out.push_str("# TYPE switchboard_llm_call_duration_seconds histogram\n");

@@ -5,7 +5,7 @@
 //! answer twice (the job's lease, and the reply's unique link to the message it answers).
 
 use crate::config::AutoReply;
-use crate::domain::ChannelKind;
+use crate::domain::{Author, ChannelKind};
 use crate::jobs::Outcome;
 use crate::outbox::{Dispatch, Outgoing};
 use crate::store::{conversations, messages};
@@ -78,7 +78,8 @@ impl Assistant {
             channel: message.channel,
             recipient: conversation.external_id.clone(),
             content: text,
-            sender_name: Some("assistant".into()),
+            author: Author::Assistant,
+            subject: None,
             metadata: Some(metadata.to_string()),
             reply_to_message_id: Some(message.id),
         };

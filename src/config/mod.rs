@@ -26,15 +26,24 @@
 //! | `ASSISTANT_FALLBACK_REPLY` | a short Spanish "we will answer soon" | the reply when no LLM answers |
 //! | `ASSISTANT_AUTOREPLY` | `false` | `true`: inbound messages on every channel that can send get the assistant's answer through the outbox; or a comma list of channel names |
 //! | `MEDIA_DIR`, `MEDIA_MAX_BYTES` | `./media`, `104857600` | where attachment files are kept (several instances: a directory they share), and the largest kept |
+//! | `EMAIL_IMAP_URL` | unset | `imaps://USER:PASSWORD@HOST[:993][/MAILBOX]` (or `imap://`: STARTTLS, plain only to loopback); set, the mailbox is read |
+//! | `EMAIL_SMTP_URL` | unset | `smtps://USER:PASSWORD@HOST[:465]` or `smtp://[USER:PASSWORD@]HOST[:587]`; needed to send on `gmail` |
+//! | `EMAIL_FROM` | the IMAP user | `Name <address>` on outgoing mail |
+//! | `EMAIL_POLL_SECS` | `30` | the longest a new mail waits before it is read (IDLE may make it sooner) |
+//! | `EMAIL_BACKFILL_HOURS` | `24` | on the very first start, mails that arrived this far back are imported |
+//! | `EMAIL_TIMEOUT_SECS` | `30` | one IMAP command's, or one SMTP send's, time limit |
+//! | `EMAIL_CA_FILE` | unset | PEM certificates trusted besides the public roots (a company's own CA) |
 //! | `METRICS_ADDR` | unset | serve `/metrics` there (unguarded, for an internal network) instead of on the main port behind `API_KEYS` |
 //! | `RUST_LOG`, `LOG_FORMAT` | `info`, `pretty` | log filter; `json` for one JSON object per line |
 //!
 //! Every error names its variable. Secrets are kept in [`Secret`], whose `Debug` hides them.
 //! Each area reads its own variables: [`channels`] (WhatsApp, Meta webhooks, the outbox),
-//! [`assistant`] (the LLM and auto-replies); [`vars`] holds the readers they share.
+//! [`assistant`] (the LLM and auto-replies), [`email`] (IMAP and SMTP); [`vars`] holds the
+//! readers they share.
 
 mod assistant;
 mod channels;
+mod email;
 mod secret;
 mod vars;
 
@@ -46,6 +55,7 @@ pub use self::assistant::{
     Assistant, AutoReply, Llm, DEFAULT_FALLBACK_REPLY, DEFAULT_SYSTEM_PROMPT,
 };
 pub use self::channels::{MetaWebhook, Outbox, WhatsApp};
+pub use self::email::{is_loopback, Email, ImapServer, Security, SmtpServer};
 pub use self::secret::{KeySet, Secret};
 use self::vars::{err, Vars};
 
@@ -73,6 +83,7 @@ pub struct Config {
     pub outbox: Outbox,
     pub gateway_keys: Option<KeySet>,
     pub assistant: Assistant,
+    pub email: Email,
     pub metrics_addr: Option<std::net::SocketAddr>,
     pub media_dir: std::path::PathBuf,
     pub media_max_bytes: u64,
@@ -119,6 +130,7 @@ impl Config {
             outbox: vars.outbox()?,
             gateway_keys: vars.key_set("AI_ASSISTANTS_API_KEYS")?,
             assistant: vars.assistant()?,
+            email: vars.email()?,
             metrics_addr: vars
                 .get("METRICS_ADDR")
                 .map(|v| {

@@ -1,6 +1,7 @@
 //! The inbox's records and the small parsed types that guard their invariants.
 
 mod attachment;
+mod author;
 mod change;
 mod channel;
 mod phone;
@@ -8,6 +9,7 @@ mod status;
 mod time;
 
 pub use attachment::{Attachment, AttachmentKind};
+pub use author::Author;
 pub use change::Change;
 pub use channel::ChannelKind;
 pub use phone::PhoneNumber;

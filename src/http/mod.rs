@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
+use crate::channels::email;
 use crate::config::Config;
 use crate::inbox::ingest::Ingest;
 use crate::media::MediaStore;
@@ -46,6 +47,7 @@ struct Inner {
     assistant: Assistant,
     ingest: Ingest,
     media: MediaStore,
+    email_health: Option<email::Health>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -61,6 +63,8 @@ pub struct Services {
     pub assistant: Assistant,
     pub ingest: Ingest,
     pub media: MediaStore,
+    /// How the reading of the mailbox goes, when `EMAIL_IMAP_URL` is set.
+    pub email_health: Option<email::Health>,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// Background work that shutdown waits for.
@@ -79,6 +83,7 @@ impl AppState {
             assistant,
             ingest,
             media,
+            email_health,
             shutdown,
             tasks,
         } = services;
@@ -92,6 +97,7 @@ impl AppState {
             assistant,
             ingest,
             media,
+            email_health,
             shutdown,
             tasks,
         }))
@@ -129,6 +135,10 @@ impl AppState {
     /// Attachment files.
     pub fn media(&self) -> &MediaStore {
         &self.0.media
+    }
+    /// How the reading of the mailbox goes; `None` without `EMAIL_IMAP_URL`.
+    pub fn email_health(&self) -> Option<&email::Health> {
+        self.0.email_health.as_ref()
     }
     /// Where webhook deliveries are queued for group commit.
     pub fn ingest(&self) -> &Ingest {

@@ -18,7 +18,7 @@ pub use self::dispatch::Dispatch;
 use self::record::RecordError;
 use crate::channels::SendOutcome;
 use crate::config;
-use crate::domain::{now, Change, ChannelKind, Direction, Message, Status};
+use crate::domain::{now, Author, Change, ChannelKind, Direction, Message, Status};
 use crate::metrics::Metrics;
 use crate::publish::{Publisher, UnitOfWork};
 use crate::store::{self, outbox};
@@ -47,7 +47,10 @@ pub struct Outgoing {
     /// Validated by the channel's rules; every attempt goes here.
     pub recipient: String,
     pub content: String,
-    pub sender_name: Option<String>,
+    /// Who wrote it: stored as `sender_name`, and seen by the provider at every attempt.
+    pub author: Author,
+    /// The subject of a mail (email only; otherwise the channel decides).
+    pub subject: Option<String>,
     pub metadata: Option<String>,
     /// For an assistant's auto-reply: the inbound message it answers.
     pub reply_to_message_id: Option<i64>,
@@ -104,6 +107,8 @@ impl Outbox {
         outgoing: Outgoing,
     ) -> Result<Option<Submitted>, sqlx::Error> {
         let at = now();
+        // What the channel decides once for every attempt (a mail's headers and Message-ID).
+        let metadata = self.dispatch.prepare(&mut uow, &outgoing, at).await?;
         let new = store::messages::NewMessage {
             conversation_id: outgoing.conversation_id,
             channel: outgoing.channel,
@@ -111,10 +116,10 @@ impl Outbox {
             message_type: "text".into(),
             direction: Direction::Outbound,
             status: Status::Pending,
-            sender_name: outgoing.sender_name,
+            sender_name: Some(outgoing.author.as_str().to_owned()),
             sender_identifier: None,
             timestamp: at,
-            message_metadata: outgoing.metadata,
+            message_metadata: metadata.clone(),
             external_message_id: None,
             is_read: true,
             error: None,
@@ -142,6 +147,8 @@ impl Outbox {
             channel: message.channel,
             recipient: outgoing.recipient,
             send_attempts: 0,
+            metadata,
+            author: outgoing.author,
         };
         let this = self.clone();
         let attempt = self.tasks.spawn(async move { this.attempt(due).await });

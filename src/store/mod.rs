@@ -8,6 +8,7 @@ pub mod conversations;
 mod db;
 pub mod early_statuses;
 pub mod jobs;
+pub mod mailboxes;
 pub mod messages;
 pub mod notify;
 pub mod outbox;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Backend, Exec, Id};
 use crate::args;
-use crate::domain::{ChannelKind, Message, Status};
+use crate::domain::{Author, ChannelKind, Message, Status};
 
 /// A message due to be sent, with where to send it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -17,6 +17,10 @@ pub struct Due {
     /// Fixed when the message was stored: every attempt goes to the same person.
     pub recipient: String,
     pub send_attempts: i32,
+    /// A string holding JSON; what the channel decided when it was stored (a mail's headers).
+    pub metadata: Option<String>,
+    /// Who wrote it (from `sender_name`).
+    pub author: Author,
 }
 
 /// Puts a stored outbound message in the queue, due at `due`. `claimed_until` set means the
@@ -59,7 +63,9 @@ pub async fn claim_due(
            AND next_attempt_at IS NOT NULL \
            AND (claimed_until IS NULL OR claimed_until < $1) \
          RETURNING id, conversation_id, content, channel_id AS channel, \
-                   COALESCE(recipient, '') AS recipient, send_attempts"
+                   COALESCE(recipient, '') AS recipient, send_attempts, \
+                   message_metadata AS metadata, \
+                   CASE WHEN sender_name = 'assistant' THEN 'assistant' ELSE 'agent' END AS author"
     );
     ex.fetch_all(&sql, args![now, lease_until, limit]).await
 }
