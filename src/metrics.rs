@@ -67,7 +67,9 @@ pub struct Metrics {
     pub outbox_sent: AtomicU64,
     pub outbox_failed: AtomicU64,
     pub outbox_retried: AtomicU64,
-    /// Mails read from the IMAP mailbox and stored, and failed attempts to read it.
+    /// Mails fetched from the IMAP mailbox, those of them stored (not already there), and
+    /// failed attempts to read it.
+    pub email_mails_fetched: AtomicU64,
     pub email_mails_imported: AtomicU64,
     pub email_read_failures: AtomicU64,
     llm: Mutex<BTreeMap<String, Histogram>>,
@@ -197,6 +199,12 @@ impl Metrics {
             "switchboard_outbox_failed_total",
             "Outbound messages failed for good.",
             load(&self.outbox_failed),
+        );
+        counter(
+            &mut out,
+            "switchboard_email_mails_fetched_total",
+            "Mails fetched from the IMAP mailbox (each is read once; a restart resumes after the last).",
+            load(&self.email_mails_fetched),
         );
         counter(
             &mut out,

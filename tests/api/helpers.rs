@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod mail;
 pub mod proxy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

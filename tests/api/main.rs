@@ -10,6 +10,7 @@ mod bad_input;
 mod clients;
 mod conversations;
 mod early_statuses;
+mod email;
 mod ingest;
 mod messages;
 mod metrics;

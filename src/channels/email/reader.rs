@@ -329,6 +329,10 @@ impl Reader {
             }
         }
         fetched.sort_by_key(|f| f.uid);
+        Metrics::add(
+            &self.importer.metrics.email_mails_fetched,
+            fetched.len() as u64,
+        );
         let mut mails = Vec::with_capacity(fetched.len());
         for one in fetched {
             let uid = one.uid;
