@@ -12,8 +12,8 @@ use super::{channels, conversations, gateway, messages, metrics, send, system, w
 #[openapi(
     info(
         title = "switchboard",
-        description = "Shared-inbox backend: WhatsApp (Cloud API and a WhatsApp Web gateway), later \
-Instagram and email. REST under /api/v1, a WebSocket hub on / and /ws, Meta's webhook, and the \
+        description = "Shared-inbox backend: WhatsApp (Cloud API and a WhatsApp Web gateway), email \
+(any IMAP/SMTP mailbox, the `gmail` channel), later Instagram. REST under /api/v1, a WebSocket hub on / and /ws, Meta's webhook, and the \
 assistant's gateway endpoint. Errors are `{\"detail\", \"code\"}`; validation errors are \
 FastAPI-style `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
         license(name = "MIT")

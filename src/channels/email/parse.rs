@@ -287,10 +287,7 @@ fn automatic(m: &Message, sender: Option<&Sender>, own: &[String]) -> Option<Str
     if m.header_raw("List-Id").is_some() {
         return Some("List-Id".into());
     }
-    let Some(sender) = sender else {
-        return None;
-    };
-    let address = sender.address.to_lowercase();
+    let address = sender?.address.to_lowercase();
     let local = address.split('@').next().unwrap_or("");
     if local == "mailer-daemon" || local == "postmaster" {
         return Some(format!("from {local}"));
