@@ -72,7 +72,7 @@ impl App {
         let db = open_database(&config).await?;
         warn_about_open_doors(&config);
         let address = listener.local_addr()?;
-        let hub = Arc::new(Hub::new(config.ws_queue_capacity));
+        let hub = Arc::new(Hub::new(config.ws_queue_capacity, config.ws_queue_bytes));
         let relay = Relay::new(&db, hub);
         let waker = jobs::Waker::default();
         let publisher = Publisher::new(db.clone(), relay.clone(), waker.clone());
@@ -183,18 +183,18 @@ impl App {
         let tasks = state.tasks().clone();
         let db = state.db().clone();
         start_background(&state, background, &token);
+        let limits = http::serve::Limits::from_config(state.config());
         let router = http::router(state);
         tracing::info!(%address, backend = ?db.backend(), "listening");
         let stop = token.clone();
         // TCP_NODELAY stays off: Nagle's algorithm merges events written to a socket while an
         // earlier one is unacknowledged, which measured a third more fan-out (BENCHMARKS.md).
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: closing sockets, finishing in-flight requests");
-                stop.cancel();
-            })
-            .await?;
+        http::serve::serve(listener, router, limits, async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing sockets, finishing in-flight requests");
+            stop.cancel();
+        })
+        .await?;
         token.cancel();
         tasks.close();
         if tokio::time::timeout(DRAIN, tasks.wait()).await.is_err() {

@@ -17,7 +17,7 @@ pub mod config;
 pub mod domain;
 /// `ApiError` and its JSON rendering.
 pub mod error;
-/// The REST routes, extractors and middleware.
+/// The accept loop with its connection limits, the REST routes, extractors and middleware.
 pub mod http;
 /// The inbound seam: channel-neutral records, one recorder, group commit of deliveries.
 pub mod inbox;

@@ -23,7 +23,8 @@ impl AutoReplies {
     pub fn new(setting: &AutoReply, dispatch: &Dispatch) -> AutoReplies {
         let mut channels = [false; ChannelKind::ALL.len()];
         for (on, kind) in channels.iter_mut().zip(ChannelKind::ALL) {
-            *on = setting.covers(kind) && dispatch.unavailable(kind).is_none();
+            *on =
+                setting.covers(kind) && dispatch.unavailable_to(kind, Author::Assistant).is_none();
         }
         AutoReplies { channels }
     }

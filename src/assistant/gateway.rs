@@ -10,9 +10,21 @@ use serde_json::json;
 
 use super::Assistant;
 use crate::channels::rules;
-use crate::domain::{now, Change, ChannelKind, Direction, Message, Status};
+use crate::domain::{now, Author, Change, ChannelKind, Direction, Message, Status};
 use crate::inbox::{self, Incoming};
 use crate::store::messages;
+
+/// The `source` the gateway's messages carry in their metadata.
+const SOURCE: &str = "gateway";
+
+/// Whether `message` came in through the gateway (rather than a Cloud API webhook).
+pub fn came_through_gateway(message: &Message) -> bool {
+    message
+        .message_metadata
+        .as_deref()
+        .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+        .is_some_and(|m| m["source"] == SOURCE)
+}
 
 /// How often a duplicate request looks for the first request's reply.
 const REPLY_POLL: Duration = Duration::from_millis(100);
@@ -42,7 +54,7 @@ impl Assistant {
         let channel = ChannelKind::Whatsapp;
         let from = inbound.from_number.trim();
         let metadata = json!({
-            "source": "gateway",
+            "source": SOURCE,
             "project": inbound.project,
             "gateway_message_id": inbound.message_id,
         });
@@ -104,7 +116,7 @@ impl Assistant {
             direction: Direction::Outbound,
             // Handed to the gateway, which delivers it.
             status: Status::Sent,
-            sender_name: Some("assistant".into()),
+            sender_name: Some(Author::Assistant.sender_name().into()),
             sender_identifier: None,
             timestamp: now(),
             message_metadata: Some(metadata.to_string()),

@@ -15,15 +15,24 @@ pub struct MetaWebhook {
     pub app_secrets: Vec<Secret>,
 }
 
-/// WhatsApp Cloud API settings.
+/// WhatsApp settings: the Cloud API, and the WhatsApp Web gateway's send endpoint.
 #[derive(Clone, Debug)]
 pub struct WhatsApp {
     /// Token and phone number id, when both are set: sending is possible.
     pub credentials: Option<(Secret, String)>,
+    /// Where agents' replies go for customers who write through the gateway.
+    pub gateway: Option<GatewaySend>,
     pub webhook: MetaWebhook,
     pub api_base_url: String,
     pub api_version: String,
     pub timeout: Duration,
+}
+
+/// The gateway's send endpoint (`WHATSAPP_GATEWAY_SEND_URL`) and its key.
+#[derive(Clone, Debug)]
+pub struct GatewaySend {
+    pub url: String,
+    pub api_key: Option<Secret>,
 }
 
 /// Delivery of outbound messages.
@@ -52,8 +61,19 @@ impl Vars<'_> {
         } else {
             "WHATSAPP_WEBHOOK_SECRET"
         };
+        let gateway = self
+            .http_url(
+                "WHATSAPP_GATEWAY_SEND_URL",
+                None,
+                "http://localhost:3001/send",
+            )?
+            .map(|url| GatewaySend {
+                url,
+                api_key: self.secret("WHATSAPP_GATEWAY_API_KEY"),
+            });
         Ok(WhatsApp {
             credentials: token.zip(phone_number_id.map(|id| id.trim().to_string())),
+            gateway,
             webhook: MetaWebhook {
                 verify_token: self.get("WHATSAPP_WEBHOOK_VERIFY_TOKEN").map(Secret::new),
                 app_secrets: self

@@ -8,9 +8,14 @@
 //! | `CORS_ORIGINS` | `http://localhost:3000` | comma-separated browser origins, credentials allowed |
 //! | `API_KEYS` | unset | `name:key,…`; set, `/api/v1/*` and the WebSocket need a key |
 //! | `MAX_BODY_BYTES` | `1048576` | largest request body accepted |
+//! | `HTTP_HEADER_TIMEOUT_SECS` | `30` | a request head must be complete within this; also an idle keep-alive connection's life |
+//! | `HTTP_BODY_TIMEOUT_SECS` | `60` | a request body must be complete within this of its head (408) |
+//! | `HTTP_MAX_CONNECTIONS` | `25000`, lowered to fit `ulimit -n` | connections (WebSockets included) open at once; more wait to be accepted |
 //! | `WS_QUEUE_CAPACITY` | `1024` | events a socket may fall behind before it gets `resync` |
+//! | `WS_QUEUE_BYTES` | `4194304` | bytes of events kept for sockets that fall behind; past it, `resync` |
 //! | `WS_PING_INTERVAL_SECS` | `20` | how often sockets are pinged; a peer silent for two intervals is closed |
 //! | `WHATSAPP_ACCESS_TOKEN`, `WHATSAPP_PHONE_NUMBER_ID` | unset | Cloud API credentials; both needed to send |
+//! | `WHATSAPP_GATEWAY_SEND_URL`, `WHATSAPP_GATEWAY_API_KEY` | unset | the WhatsApp Web gateway's send endpoint (and its `X-API-Key`): agents' replies to customers who write through the gateway go there |
 //! | `WHATSAPP_WEBHOOK_VERIFY_TOKEN` | unset | token of Meta's GET verification handshake |
 //! | `WHATSAPP_APP_SECRET` (alias `WHATSAPP_WEBHOOK_SECRET`) | unset | comma-separated app secrets; set, webhook POSTs need a valid `X-Hub-Signature-256` |
 //! | `WHATSAPP_API_BASE_URL`, `WHATSAPP_API_VERSION` | `https://graph.facebook.com`, `v26.0` | where sends go |
@@ -38,13 +43,14 @@
 //!
 //! Every error names its variable. Secrets are kept in [`Secret`], whose `Debug` hides them.
 //! Each area reads its own variables: [`channels`] (WhatsApp, Meta webhooks, the outbox),
-//! [`assistant`] (the LLM and auto-replies), [`email`] (IMAP and SMTP); [`vars`] holds the
-//! readers they share.
+//! [`assistant`] (the LLM and auto-replies), [`server`] (connection limits), [`email`] (IMAP
+//! and SMTP); [`vars`] holds the readers they share.
 
 mod assistant;
 mod channels;
 mod email;
 mod secret;
+mod server;
 mod vars;
 
 use std::collections::HashMap;
@@ -54,9 +60,10 @@ use std::time::Duration;
 pub use self::assistant::{
     Assistant, AutoReply, Llm, DEFAULT_FALLBACK_REPLY, DEFAULT_SYSTEM_PROMPT,
 };
-pub use self::channels::{MetaWebhook, Outbox, WhatsApp};
+pub use self::channels::{GatewaySend, MetaWebhook, Outbox, WhatsApp};
 pub use self::email::{is_loopback, Email, ImapServer, Security, SmtpServer};
 pub use self::secret::{KeySet, Secret};
+pub use self::server::Http;
 use self::vars::{err, Vars};
 
 /// Log output style.
@@ -76,7 +83,9 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub api_keys: Option<KeySet>,
     pub max_body_bytes: usize,
+    pub http: Http,
     pub ws_queue_capacity: usize,
+    pub ws_queue_bytes: usize,
     pub ws_ping_interval: Duration,
     pub log_format: LogFormat,
     pub whatsapp: WhatsApp,
@@ -114,7 +123,9 @@ impl Config {
             cors_origins: vars.cors_origins()?,
             api_keys: vars.key_set("API_KEYS")?,
             max_body_bytes: vars.bounded("MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024)?,
+            http: vars.http()?,
             ws_queue_capacity: vars.bounded("WS_QUEUE_CAPACITY", 1024, 16, 1 << 20)?,
+            ws_queue_bytes: vars.bounded("WS_QUEUE_BYTES", 4 << 20, 64 << 10, 1 << 30)?,
             ws_ping_interval: Duration::from_secs(vars.bounded(
                 "WS_PING_INTERVAL_SECS",
                 20,
@@ -287,6 +298,7 @@ mod tests {
             ("LOG_FORMAT", "xml"),
             ("CORS_ORIGINS", "localhost:3000"),
             ("WS_QUEUE_CAPACITY", "0"),
+            ("WS_QUEUE_BYTES", "1000"),
             ("WHATSAPP_API_VERSION", "26"),
             ("WHATSAPP_API_BASE_URL", "graph.facebook.com"),
             ("WHATSAPP_PHONE_NUMBER_ID", "+1 555"),

@@ -1,7 +1,6 @@
 //! The inbox's records and the small parsed types that guard their invariants.
 
 mod attachment;
-mod author;
 mod change;
 mod channel;
 mod phone;
@@ -9,7 +8,6 @@ mod status;
 mod time;
 
 pub use attachment::{Attachment, AttachmentKind};
-pub use author::Author;
 pub use change::Change;
 pub use channel::ChannelKind;
 pub use phone::PhoneNumber;
@@ -25,7 +23,7 @@ pub const MAX_ID_CHARS: usize = 512;
 
 /// A messaging channel (WhatsApp, Instagram, Gmail). Seeded by the migrations.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-#[schema(example = json!({"id": 1, "name": "whatsapp", "display_name": "WhatsApp", "is_active": true, "created_at": "2025-01-01T00:00:00Z", "configured": true}))]
+#[schema(example = json!({"id": 1, "name": ChannelKind::Whatsapp.as_str(), "display_name": "WhatsApp", "is_active": true, "created_at": "2025-01-01T00:00:00Z", "configured": true}))]
 pub struct Channel {
     pub id: i64,
     pub name: String,
@@ -136,3 +134,30 @@ macro_rules! text_column {
     };
 }
 pub(crate) use text_column;
+
+/// Who wrote an outbound message: an agent (through `POST /send`) or the assistant. Providers
+/// treat them differently (Instagram's human-agent tag, email's `Auto-Submitted`, WhatsApp's
+/// gateway carries only agents' replies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Author {
+    Agent,
+    Assistant,
+}
+
+impl Author {
+    /// The `sender_name` an outbound message of this author is stored with.
+    pub fn sender_name(self) -> &'static str {
+        match self {
+            Author::Agent => "agent",
+            Author::Assistant => "assistant",
+        }
+    }
+
+    /// The author of an outbound message stored with `sender_name`.
+    pub fn of(sender_name: Option<&str>) -> Author {
+        match sender_name {
+            Some("assistant") => Author::Assistant,
+            _ => Author::Agent,
+        }
+    }
+}

@@ -92,7 +92,7 @@ pub struct MessageFilters {
     /// Only this conversation's messages.
     pub conversation_id: Option<i64>,
     /// A channel name (`whatsapp`, `instagram`, `gmail`); an unknown name is 422.
-    #[param(example = "whatsapp")]
+    #[param(example = json!(crate::domain::ChannelKind::Whatsapp))]
     pub channel: Option<String>,
     pub direction: Option<crate::domain::Direction>,
     /// `desc` (default, newest first) or `asc`.

@@ -1,5 +1,6 @@
-//! The HTTP edge: the router, its middleware, and one module per resource. Handlers parse
-//! input into domain types, call the store, publish events, and map failures to `ApiError`.
+//! The HTTP edge: the accept loop (`serve`), the router, its middleware, and one module per
+//! resource. Handlers parse input into domain types, call the store, publish events, and map
+//! failures to `ApiError`.
 
 mod auth;
 mod channels;
@@ -12,6 +13,8 @@ pub mod metrics;
 mod middleware;
 pub mod openapi;
 mod send;
+pub mod serve;
+mod swagger_ui;
 mod system;
 mod webhook;
 

@@ -1,10 +1,11 @@
-//! The OpenAPI document, generated from the handlers' annotations: `GET /openapi.json`,
-//! `switchboard openapi`, and Swagger UI on `/docs` from assets built into the binary.
+//! The OpenAPI document, generated from the handlers' annotations: `GET /openapi.json` and
+//! `switchboard openapi` (Swagger UI, on `/docs`, is `swagger_ui`'s).
 
+use axum::http::header::CONTENT_TYPE;
+use axum::routing::get;
 use axum::Router;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_swagger_ui::SwaggerUi;
 
 use super::{channels, conversations, gateway, messages, metrics, send, system, webhook, AppState};
 
@@ -116,7 +117,15 @@ pub fn json() -> String {
     text
 }
 
-/// `/openapi.json` and Swagger UI on `/docs`.
+/// `/openapi.json` (the bytes of `swagger-core.json`, rendered once) and Swagger UI on `/docs`.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+    let document = json();
+    Router::new()
+        .route(
+            "/openapi.json",
+            get(move || {
+                std::future::ready(([(CONTENT_TYPE, "application/json")], document.clone()))
+            }),
+        )
+        .merge(super::swagger_ui::router())
 }

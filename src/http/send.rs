@@ -26,7 +26,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"channel": "whatsapp", "to": "+34 600 123 456", "message": "¡Hola! ¿En qué te ayudo?"}))]
+#[schema(example = json!({"channel": ChannelKind::Whatsapp.as_str(), "to": "+34 600 123 456", "message": "¡Hola! ¿En qué te ayudo?"}))]
 pub(super) struct SendRequest {
     /// A channel name: `whatsapp`, `instagram` or `gmail`.
     channel: String,

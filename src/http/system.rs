@@ -19,7 +19,10 @@ use crate::realtime::socket;
 const MAX_CLIENT_FRAME: usize = 64 * 1024;
 /// A socket's read buffer.
 const READ_BUFFER: usize = 4 * 1024;
-/// Bytes a socket may have queued for a slow peer before the connection fails.
+/// A socket's write buffer may not grow past this. The socket loop waits for the buffer to be
+/// written out before it adds a frame, so it never holds more than about two frames and this
+/// cap does not bound a slow peer's memory (the hub's bounds do); it only refuses a single
+/// frame larger than itself.
 const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
 
 /// `GET /` without an upgrade.

@@ -1,15 +1,15 @@
 //! The outbound seam: which provider client sends a message of each channel. A channel plugs
 //! in here with its client, what it needs configured, what it decides once when a message is
-//! stored ([`Dispatch::prepare`]), and one arm in [`Dispatch::send`].
+//! stored ([`Dispatch::route`], [`Dispatch::prepare`]), and one arm in [`Dispatch::send`].
 
 use chrono::{DateTime, Utc};
 
 use super::Outgoing;
 use crate::channels::email::{compose, Mailer};
-use crate::channels::whatsapp::cloud_api::CloudApi;
+use crate::channels::whatsapp::outbound::WhatsAppSenders;
 use crate::channels::SendOutcome;
 use crate::config::Config;
-use crate::domain::ChannelKind;
+use crate::domain::{Author, ChannelKind};
 use crate::publish::UnitOfWork;
 use crate::store::messages;
 use crate::store::outbox::Due;
@@ -26,32 +26,53 @@ pub enum DispatchError {
 /// The configured provider clients.
 #[derive(Clone)]
 pub struct Dispatch {
-    whatsapp: Option<CloudApi>,
+    whatsapp: WhatsAppSenders,
     email: Option<Mailer>,
 }
 
 impl Dispatch {
     pub fn from_config(config: &Config) -> Result<Dispatch, DispatchError> {
         Ok(Dispatch {
-            whatsapp: CloudApi::from_config(&config.whatsapp)?,
+            whatsapp: WhatsAppSenders::from_config(&config.whatsapp)?,
             email: Mailer::from_config(&config.email).map_err(DispatchError::Email)?,
         })
     }
 
-    /// Why messages on `channel` cannot be sent, naming what to configure; `None` when they can.
+    /// Why agents' messages on `channel` cannot be sent, naming what to configure; `None` when
+    /// they can.
     pub fn unavailable(&self, channel: ChannelKind) -> Option<String> {
+        self.unavailable_to(channel, Author::Agent)
+    }
+
+    /// Why `author`'s messages on `channel` cannot be sent; `None` when they can.
+    pub fn unavailable_to(&self, channel: ChannelKind, author: Author) -> Option<String> {
         match channel {
-            ChannelKind::Whatsapp if self.whatsapp.is_none() => Some(
-                "WhatsApp sending is not configured: set WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID"
-                    .into(),
-            ),
-            ChannelKind::Whatsapp => None,
+            ChannelKind::Whatsapp => self.whatsapp.unavailable(author),
             ChannelKind::Gmail if self.email.is_none() => Some(
                 "Email sending is not configured: set EMAIL_SMTP_URL (and EMAIL_FROM unless EMAIL_IMAP_URL's user is the address)"
                     .into(),
             ),
             ChannelKind::Gmail => None,
             other => Some(format!("sending on {other} is not supported yet")),
+        }
+    }
+
+    /// Whether choosing a message's route needs to know how the customer last wrote.
+    pub fn needs_last_route(&self, channel: ChannelKind) -> bool {
+        channel == ChannelKind::Whatsapp && self.whatsapp.needs_last_route()
+    }
+
+    /// The way out of a new message on `channel` (stored with it, so every retry takes it);
+    /// `last_via_gateway` is how the conversation's customer last wrote.
+    pub fn route(
+        &self,
+        channel: ChannelKind,
+        author: Author,
+        last_via_gateway: bool,
+    ) -> Option<&'static str> {
+        match channel {
+            ChannelKind::Whatsapp => Some(self.whatsapp.route(author, last_via_gateway)),
+            _ => None,
         }
     }
 
@@ -85,13 +106,10 @@ impl Dispatch {
     /// Hands `due` to its channel's provider.
     pub async fn send(&self, due: &Due) -> SendOutcome {
         match due.channel {
-            ChannelKind::Whatsapp => match &self.whatsapp {
-                Some(api) => api.send_text(&due.recipient, &due.content).await,
-                // Credentials removed since the message was stored: keep it until they are back.
-                None => SendOutcome::Transient("WhatsApp credentials are not configured".into()),
-            },
+            ChannelKind::Whatsapp => self.whatsapp.send(due).await,
             ChannelKind::Gmail => match &self.email {
                 Some(mailer) => mailer.send(due).await,
+                // Unset since the message was stored: keep it until the setting is back.
                 None => SendOutcome::Transient("EMAIL_SMTP_URL is not configured".into()),
             },
             other => SendOutcome::Permanent(format!("sending on {other} is not supported")),

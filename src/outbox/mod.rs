@@ -116,7 +116,7 @@ impl Outbox {
             message_type: "text".into(),
             direction: Direction::Outbound,
             status: Status::Pending,
-            sender_name: Some(outgoing.author.as_str().to_owned()),
+            sender_name: Some(outgoing.author.sender_name().to_owned()),
             sender_identifier: None,
             timestamp: at,
             message_metadata: metadata.clone(),
@@ -126,6 +126,14 @@ impl Outbox {
             reply_to_message_id: outgoing.reply_to_message_id,
             recipient: Some(outgoing.recipient.clone()),
         };
+        // The way out is decided now, so every retry takes the same one.
+        let last_via_gateway = self.dispatch.needs_last_route(outgoing.channel)
+            && store::messages::latest_inbound(&mut uow.exec(), outgoing.conversation_id)
+                .await?
+                .is_some_and(|last| crate::assistant::gateway::came_through_gateway(&last));
+        let route = self
+            .dispatch
+            .route(outgoing.channel, outgoing.author, last_via_gateway);
         let Some(message) = store::messages::insert(&mut uow.exec(), &new, at).await? else {
             return Ok(None);
         };
@@ -136,6 +144,7 @@ impl Outbox {
             message.id,
             at,
             Some(at + chrono_duration(self.lease)),
+            route,
         )
         .await?;
         uow.push(Change::NewMessage(message.clone()));
@@ -147,8 +156,9 @@ impl Outbox {
             channel: message.channel,
             recipient: outgoing.recipient,
             send_attempts: 0,
+            sender_name: Some(outgoing.author.sender_name().to_owned()),
+            send_route: route.map(str::to_owned),
             metadata,
-            author: outgoing.author,
         };
         let this = self.clone();
         let attempt = self.tasks.spawn(async move { this.attempt(due).await });

@@ -1,5 +1,6 @@
-//! One WebSocket connection: forwards hub events, answers `ping`, detects dead peers, and
-//! closes with a close frame when the server shuts down.
+//! One WebSocket connection: forwards hub events, answers `ping`, detects dead peers (no pong
+//! for two ping intervals, or a write that cannot complete within `SEND_TIMEOUT`), and closes
+//! with a close frame when the server shuts down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,14 +8,14 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::SinkExt;
 use serde_json::Value;
-use tokio::sync::broadcast;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use super::hub::Subscription;
 use super::{Event, Hub};
 
-/// A peer that cannot take a frame within this time is treated as gone.
+/// A peer that cannot take a write (a frame, or one batch of events) within this time is
+/// treated as gone.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Close code 1001: the server is going away.
 const GOING_AWAY: u16 = 1001;
@@ -31,13 +32,18 @@ pub async fn run(
     hub.socket_closed();
 }
 
-/// At most this many queued events are written before one flush.
+/// At most this many queued events are written before one flush...
 const MAX_EVENTS_PER_FLUSH: usize = 64;
+/// ...and at most this many bytes of them (or one event, if larger). While its peer is slow, a
+/// socket holds no more than this outside the hub, plus what the WebSocket layer buffers: it
+/// copies each frame into its write buffer and, before taking the next, waits until that buffer
+/// is written out, so at most the unsent rest of one frame and the next one.
+const MAX_BYTES_PER_FLUSH: usize = 64 * 1024;
 
 /// What one turn of the connection's loop does.
 enum Turn {
-    /// Write the event, and whatever else is queued behind it, then flush once.
-    Events(Utf8Bytes),
+    /// Write the events waiting in the hub (after a `resync` if some were missed), then flush.
+    Events,
     Send(Message),
     Nothing,
     Close,
@@ -75,14 +81,7 @@ async fn serve(
                 let _ = send(&mut socket, Message::Close(Some(frame))).await;
                 return;
             }
-            event = events.recv() => match event {
-                Ok(bytes) => Turn::Events(bytes),
-                Err(RecvError::Lagged(missed)) => {
-                    hub.events_dropped(missed);
-                    Turn::Send(text(&Event::Resync { missed }))
-                }
-                Err(RecvError::Closed) => Turn::Close,
-            },
+            _ = events.changed() => Turn::Events,
             frame = socket.recv() => {
                 heard_since_ping = true;
                 match frame {
@@ -102,46 +101,48 @@ async fn serve(
                 Turn::Send(Message::Ping(bytes::Bytes::new()))
             }
         };
-        let sent = match turn {
-            Turn::Events(first) => write_events(&mut socket, hub, &mut events, first).await,
-            Turn::Send(message) => send(&mut socket, message).await,
-            Turn::Nothing => Ok(()),
-            Turn::Close => return,
+        let write = async {
+            match turn {
+                Turn::Events => write_events(&mut socket, &mut events).await,
+                Turn::Send(message) => socket.send(message).await,
+                Turn::Nothing => Ok(()),
+                Turn::Close => Err(axum::Error::new("the peer closed the connection")),
+            }
         };
-        if sent.is_err() {
+        // A peer that stops reading stalls the write once the kernel's buffers are full: it is
+        // closed when the write has not completed within SEND_TIMEOUT, however many events
+        // keep coming meanwhile (they wait in the hub, which bounds them). Shutdown does not
+        // wait for such a write: there is no point sending a close frame the peer cannot take.
+        // (The timer is only armed if the write does not complete at once.)
+        let written = tokio::select! {
+            biased;
+            _ = &mut shutdown => return,
+            written = timeout(SEND_TIMEOUT, write) => written,
+        };
+        if !matches!(written, Ok(Ok(()))) {
             return;
         }
     }
 }
 
-/// Writes `first` and the events already queued behind it, then flushes once: a socket that
-/// fell behind catches up with one write instead of one per event.
+/// Writes what the hub holds for this socket, up to one batch, then flushes once: a socket that
+/// fell behind catches up with one write per batch instead of one per event.
 async fn write_events(
     socket: &mut WebSocket,
-    hub: &Hub,
-    events: &mut broadcast::Receiver<Utf8Bytes>,
-    first: Utf8Bytes,
-) -> Result<(), ()> {
-    let batch = async {
-        socket.feed(Message::Text(first)).await?;
-        for _ in 1..MAX_EVENTS_PER_FLUSH {
-            let next = match events.try_recv() {
-                Ok(bytes) => Message::Text(bytes),
-                Err(TryRecvError::Lagged(missed)) => {
-                    hub.events_dropped(missed);
-                    text(&Event::Resync { missed })
-                }
-                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-            };
-            socket.feed(next).await?;
-        }
-        socket.flush().await
-    };
-    // The timer is only armed if the writes do not complete at once.
-    match timeout(SEND_TIMEOUT, batch).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
+    events: &mut Subscription<'_>,
+) -> Result<(), axum::Error> {
+    let batch = events.take(MAX_EVENTS_PER_FLUSH, MAX_BYTES_PER_FLUSH);
+    if batch.missed == 0 && batch.events.is_empty() {
+        return Ok(());
     }
+    if batch.missed > 0 {
+        let missed = batch.missed;
+        socket.feed(text(&Event::Resync { missed })).await?;
+    }
+    for event in batch.events {
+        socket.feed(Message::Text(event)).await?;
+    }
+    socket.flush().await
 }
 
 /// The answer to a client's text frame, if any.

@@ -195,28 +195,31 @@ pub async fn by_external_id(
     with_attachments(ex, found).await
 }
 
-/// The conversation's latest inbound message (by timestamp, then id): what a reply answers.
-pub async fn latest_inbound(
-    ex: &mut Exec<'_>,
-    conversation_id: i64,
-) -> sqlx::Result<Option<Message>> {
-    ex.fetch_optional(
-        concat!(
-            select!(),
-            " WHERE m.conversation_id = $1 AND m.direction = 'inbound' \
-             ORDER BY m.\"timestamp\" DESC, m.id DESC LIMIT 1"
-        ),
-        args![conversation_id],
-    )
-    .await
-}
-
 /// The reply stored for message `id`, if any.
 pub async fn reply_to(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<Message>> {
     let found = ex
         .fetch_optional(
             concat!(select!(), " WHERE m.reply_to_message_id = $1"),
             args![id],
+        )
+        .await?;
+    with_attachments(ex, found).await
+}
+
+/// The conversation's latest inbound message (the last the customer wrote), by the order the
+/// server recorded them.
+pub async fn latest_inbound(
+    ex: &mut Exec<'_>,
+    conversation_id: i64,
+) -> sqlx::Result<Option<Message>> {
+    let found = ex
+        .fetch_optional(
+            concat!(
+                select!(),
+                " WHERE m.conversation_id = $1 AND m.direction = 'inbound' \
+                 ORDER BY m.id DESC LIMIT 1"
+            ),
+            args![conversation_id],
         )
         .await?;
     with_attachments(ex, found).await

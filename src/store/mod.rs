@@ -122,21 +122,58 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
-/// Whether `err` means the database cannot be reached right now (as opposed to a bad query).
+/// Whether `err` means the database cannot be reached right now (as opposed to a bad query):
+/// the one place where a database failure is told apart from a bug, so that every route
+/// answers an outage with 503 and the webhook writer stops retrying.
+///
+/// sqlx reports an outage in several ways: `Io` (connection refused or reset, the server gone
+/// mid-query), `PoolTimedOut` (no connection within the acquire timeout; sqlx retries a refused
+/// connection, `53300` and `57P03` until then), and `Database` when the server answers a
+/// connection or a query with an error of its own.
 pub fn is_unavailable(err: &sqlx::Error) -> bool {
     use sqlx::Error::*;
     match err {
         PoolTimedOut | PoolClosed | Io(_) | Tls(_) | WorkerCrashed => true,
         Database(db) => {
-            // 57P01 admin shutdown, 57P03 cannot connect now, 08xxx connection exceptions,
-            // SQLITE_BUSY (5) / SQLITE_LOCKED (6) after the busy timeout.
-            let code = db.code().unwrap_or_default();
-            code.starts_with("08")
-                || code == "57P01"
-                || code == "57P03"
-                || code == "5"
-                || code == "6"
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                postgres_unavailable(pg.code())
+            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                sqlite_unavailable(db.code().as_deref())
+            } else {
+                false
+            }
         }
         _ => false,
     }
+}
+
+/// PostgreSQL SQLSTATEs that mean "not now" rather than "never".
+fn postgres_unavailable(code: &str) -> bool {
+    // Class 08: connection exceptions.
+    code.starts_with("08")
+        || matches!(
+            code,
+            // admin_shutdown, crash_shutdown, cannot_connect_now (starting up, shutting down,
+            // in recovery): a restart.
+            "57P01" | "57P02" | "57P03"
+            // too_many_connections: the server's or the role's or the database's limit.
+            | "53300"
+            // object_not_in_prerequisite_state: raised at connection when the database does not
+            // accept connections (ALLOW_CONNECTIONS false, as during maintenance); our queries
+            // use nothing else that raises it.
+            | "55000"
+            // read_only_sql_transaction: a write reached a standby, as during a fail-over.
+            | "25006"
+        )
+}
+
+/// SQLite result codes (sqlx gives the extended code, whose low byte is the primary one) that
+/// mean the file cannot be written now.
+fn sqlite_unavailable(code: Option<&str>) -> bool {
+    let Some(primary) = code.and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff) else {
+        return false;
+    };
+    // SQLITE_BUSY and SQLITE_LOCKED after the busy timeout, SQLITE_IOERR, SQLITE_FULL (disk
+    // full), SQLITE_CANTOPEN.
+    matches!(primary, 5 | 6 | 10 | 13 | 14)
 }

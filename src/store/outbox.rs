@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Backend, Exec, Id};
 use crate::args;
-use crate::domain::{Author, ChannelKind, Message, Status};
+use crate::domain::{ChannelKind, Message, Status};
 
 /// A message due to be sent, with where to send it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -17,23 +17,34 @@ pub struct Due {
     /// Fixed when the message was stored: every attempt goes to the same person.
     pub recipient: String,
     pub send_attempts: i32,
+    /// `agent` or `assistant` ([`crate::domain::Author::of`]).
+    pub sender_name: Option<String>,
+    /// Which of the channel's ways out, fixed when stored (see the migration).
+    pub send_route: Option<String>,
     /// A string holding JSON; what the channel decided when it was stored (a mail's headers).
     pub metadata: Option<String>,
-    /// Who wrote it (from `sender_name`).
-    pub author: Author,
 }
 
-/// Puts a stored outbound message in the queue, due at `due`. `claimed_until` set means the
-/// caller is about to send it itself and no worker may take it before then.
+impl Due {
+    pub fn author(&self) -> crate::domain::Author {
+        crate::domain::Author::of(self.sender_name.as_deref())
+    }
+}
+
+/// Puts a stored outbound message in the queue, due at `due`, to go out by `route`.
+/// `claimed_until` set means the caller is about to send it itself and no worker may take it
+/// before then.
 pub async fn enqueue(
     ex: &mut Exec<'_>,
     id: i64,
     due: DateTime<Utc>,
     claimed_until: Option<DateTime<Utc>>,
+    route: Option<&str>,
 ) -> sqlx::Result<()> {
     ex.execute(
-        "UPDATE messages SET next_attempt_at = $2, claimed_until = $3 WHERE id = $1",
-        args![id, due, claimed_until],
+        "UPDATE messages SET next_attempt_at = $2, claimed_until = $3, send_route = $4 \
+         WHERE id = $1",
+        args![id, due, claimed_until, route.map(str::to_owned)],
     )
     .await
     .map(|_| ())
@@ -63,9 +74,8 @@ pub async fn claim_due(
            AND next_attempt_at IS NOT NULL \
            AND (claimed_until IS NULL OR claimed_until < $1) \
          RETURNING id, conversation_id, content, channel_id AS channel, \
-                   COALESCE(recipient, '') AS recipient, send_attempts, \
-                   message_metadata AS metadata, \
-                   CASE WHEN sender_name = 'assistant' THEN 'assistant' ELSE 'agent' END AS author"
+                   COALESCE(recipient, '') AS recipient, send_attempts, sender_name, send_route, \
+                   message_metadata AS metadata"
     );
     ex.fetch_all(&sql, args![now, lease_until, limit]).await
 }

@@ -13,7 +13,9 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod cluster;
 pub mod mail;
+pub mod process;
 pub mod proxy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -117,16 +117,79 @@ async fn the_served_document_is_the_committed_one_and_covers_every_route() {
     }
 }
 
+/// The `src` and `href` attribute values of an HTML page, and its `<base href>` if any.
+fn references(html: &str) -> (Option<String>, Vec<String>) {
+    let mut base = None;
+    let mut found = Vec::new();
+    for tag in html.split('<').skip(1) {
+        let tag = tag.split('>').next().unwrap_or("");
+        for attribute in ["src=\"", "href=\""] {
+            if let Some(value) = tag
+                .split(attribute)
+                .nth(1)
+                .and_then(|v| v.split('"').next())
+            {
+                if tag.starts_with("base ") {
+                    base = Some(value.to_string());
+                } else {
+                    found.push(value.to_string());
+                }
+            }
+        }
+    }
+    (base, found)
+}
+
 #[tokio::test]
-async fn swagger_ui_is_served_from_the_binary() {
+async fn swagger_ui_is_served_at_docs_itself_and_every_asset_it_references_loads() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let page = app.get("/docs/").await;
-    assert_eq!(page.status(), 200);
+    // What `curl http://localhost:8000/docs` sees: no redirect to follow.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page_url = reqwest::Url::parse(&app.url("/docs")).expect("URL");
+    let page = client
+        .get(page_url.clone())
+        .send()
+        .await
+        .expect("GET /docs");
+    assert_eq!(page.status(), 200, "GET /docs");
+    let content_type = page
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
     let html = page.text().await.expect("HTML");
     assert!(html.contains("swagger-ui"), "the Swagger UI page");
-    let config = app
-        .get("/docs/swagger-initializer.js")
+    // Resolved as a browser resolves them: against <base href>, else against the page.
+    let (base, assets) = references(&html);
+    let base = match base {
+        Some(href) => page_url.join(&href).expect("base URL"),
+        None => page_url.clone(),
+    };
+    assert!(assets.len() >= 4, "{assets:?}");
+    for asset in &assets {
+        let url = base.join(asset).expect("asset URL");
+        let response = client.get(url.clone()).send().await.expect("GET asset");
+        assert_eq!(response.status(), 200, "{asset} resolved to {url}");
+        assert!(!response.bytes().await.expect("body").is_empty(), "{url}");
+    }
+    // The same page at /docs/ still works, and the UI loads our document.
+    let slash = client
+        .get(app.url("/docs/"))
+        .send()
         .await
+        .expect("GET /docs/");
+    assert_eq!(slash.status(), 200);
+    let initializer = base.join("./swagger-initializer.js").expect("URL");
+    let config = client
+        .get(initializer)
+        .send()
+        .await
+        .expect("GET")
         .text()
         .await
         .expect("JS");

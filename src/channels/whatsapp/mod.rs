@@ -5,6 +5,8 @@
 //! records.
 
 pub mod cloud_api;
+pub mod gateway_send;
+pub mod outbound;
 pub mod webhook;
 
 use super::ChannelRules;
