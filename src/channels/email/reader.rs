@@ -117,10 +117,15 @@ impl Reader {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut failures: u32 = 0;
         loop {
+            let mut read_once = false;
             let round = tokio::select! {
-                round = self.round(&shutdown) => round,
+                round = self.round(&shutdown, &mut read_once) => round,
                 _ = shutdown.cancelled() => Ok(Ended::Shutdown),
             };
+            if read_once {
+                // A failure after good reading starts the backoff afresh.
+                failures = 0;
+            }
             let pause = match round {
                 Ok(Ended::Shutdown) => break,
                 Ok(Ended::NotOurs) => {
@@ -150,8 +155,13 @@ impl Reader {
         }
     }
 
-    /// One connection's life: reads and waits until shutdown, the lease is lost, or a failure.
-    async fn round(&self, shutdown: &CancellationToken) -> Result<Ended, ReadError> {
+    /// One connection's life: reads and waits until shutdown, the lease is lost, or a failure;
+    /// `read_once` tells whether it read the mailbox to its end at least once.
+    async fn round(
+        &self,
+        shutdown: &CancellationToken,
+        read_once: &mut bool,
+    ) -> Result<Ended, ReadError> {
         if !self.claim().await? {
             return Ok(Ended::NotOurs);
         }
@@ -166,6 +176,7 @@ impl Reader {
                 other => other?,
             }
             self.health.ok();
+            *read_once = true;
             connection = connection.wait(self.poll, shutdown).await?;
             if shutdown.is_cancelled() {
                 connection.logout().await;

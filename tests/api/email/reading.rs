@@ -217,8 +217,11 @@ async fn a_mail_copied_twice_is_stored_once(backend: Backend) {
         4,
         "all four copies read"
     );
-    let messages = mail_messages(&app).await;
+    // Fetched is counted before the chunk is recorded.
+    let messages = wait_for_messages(&app, 2, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert_eq!(mail_messages(&app).await.len(), 2);
     let generated = messages[1]["external_message_id"].as_str().unwrap_or("");
     assert!(
         generated.starts_with("generated-"),
