@@ -8,6 +8,7 @@
 //! - **out**: [`Mailer`] sends through SMTP ([`smtp`]) with the headers decided when the
 //!   message was stored ([`compose`]), so that a reply threads under the customer's mail.
 
+mod automatic;
 pub mod compose;
 mod health;
 pub mod imap;

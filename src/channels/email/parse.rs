@@ -8,6 +8,7 @@ use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::automatic;
 use crate::domain::{AttachmentKind, MAX_ID_CHARS};
 
 /// The longest text kept of one mail; a mail's quoted history can be endless.
@@ -81,7 +82,7 @@ pub fn parse(raw: &[u8], arrival: DateTime<Utc>, own: &[String]) -> Mail {
         .filter(|id| !id.is_empty() && id.chars().count() <= MAX_ID_CHARS);
     let external_id = message_id.clone().unwrap_or_else(|| header_id(m, raw));
     let files = files(m);
-    let automatic = automatic(m, sender.as_ref(), own);
+    let automatic = automatic::reason(m, sender.as_ref(), own);
     let subject = m.subject().map(|s| truncate(s.trim(), MAX_SUBJECT_CHARS));
     let metadata = json!({
         "subject": subject,
@@ -266,36 +267,6 @@ fn kind_of(mime_type: Option<&str>) -> AttachmentKind {
         "application" if sub != "octet-stream" => AttachmentKind::Document,
         _ => AttachmentKind::File,
     }
-}
-
-/// Why `m` is automatic mail, by the contract's rules: `Auto-Submitted` other than `no`,
-/// `Precedence: bulk|junk|list`, a `List-Id`, a sender that is a mail system, or the mailbox
-/// itself.
-fn automatic(m: &Message, sender: Option<&Sender>, own: &[String]) -> Option<String> {
-    let raw = |name: &str| m.header_raw(name).map(|v| v.trim().to_ascii_lowercase());
-    if let Some(value) = raw("Auto-Submitted") {
-        let keyword = value.split(';').next().unwrap_or("").trim().to_string();
-        if keyword != "no" {
-            return Some(format!("Auto-Submitted: {keyword}"));
-        }
-    }
-    if let Some(value) = raw("Precedence") {
-        if ["bulk", "junk", "list"].contains(&value.as_str()) {
-            return Some(format!("Precedence: {value}"));
-        }
-    }
-    if m.header_raw("List-Id").is_some() {
-        return Some("List-Id".into());
-    }
-    let address = sender?.address.to_lowercase();
-    let local = address.split('@').next().unwrap_or("");
-    if local == "mailer-daemon" || local == "postmaster" {
-        return Some(format!("from {local}"));
-    }
-    if own.contains(&address) {
-        return Some("from the mailbox itself".into());
-    }
-    None
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {

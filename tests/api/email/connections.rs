@@ -1,4 +1,4 @@
-//! How the mailbox is reached: TLS from the first byte or STARTTLS, always checking the
+//! How the mail servers are reached: TLS from the first byte or STARTTLS, always checking the
 //! certificate (the test servers' own CA through `EMAIL_CA_FILE`), the clear only to a loopback
 //! host; and several instances on one PostgreSQL reading a mailbox once.
 
@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 
+use serde_json::json;
+
 use super::reading::simple_mail;
+use super::sending::{send, sending_app};
 use super::{metric, reading_app, wait_for_health, wait_for_message, wait_for_messages};
 use crate::helpers::mail::{encode, mail_servers, unique};
 use crate::helpers::{fresh_database, postgres_available, Backend, TestApp};
@@ -16,6 +19,7 @@ use crate::on_both_backends;
 on_both_backends!(
     imaps_and_starttls_are_read_with_the_configured_ca,
     an_untrusted_certificate_is_refused_even_on_loopback,
+    smtps_and_starttls_are_used_as_the_url_says,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -81,6 +85,57 @@ async fn an_untrusted_certificate_is_refused_even_on_loopback(backend: Backend) 
             "{scheme}: logged in anyway"
         );
     }
+}
+
+async fn smtps_and_starttls_are_used_as_the_url_says(backend: Backend) {
+    let Some(mail) = mail_servers() else { return };
+    let user = unique("desk");
+    for (scheme, address, listener) in [
+        ("smtps", &mail.smtps, "smtps"),
+        ("smtp", &mail.smtp_starttls, "starttls"),
+    ] {
+        let url = format!(
+            "{scheme}://{}:{}@{address}",
+            encode("tls@example.org"),
+            encode(&mail.password)
+        );
+        let app = sending_app(
+            backend,
+            &mail,
+            &user,
+            &[("EMAIL_SMTP_URL", &url), ("EMAIL_CA_FILE", &mail.ca)],
+        )
+        .await;
+        let to = unique("ana");
+        let (status, body) = send(
+            &app,
+            json!({"channel": "gmail", "to": to, "message": "Hola"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{scheme}: {body}");
+        let received = mail.wait_received(&to, 1, WAIT).await;
+        assert_eq!(received[0].0["listener"], listener);
+        assert_eq!(received[0].0["tls"], true);
+        assert_eq!(received[0].0["auth_login"], "tls@example.org");
+    }
+    // Without the CA the certificate is not trusted: nothing goes out in the clear instead.
+    let url = format!("smtp://{}", mail.smtp_starttls);
+    let app = sending_app(backend, &mail, &user, &[("EMAIL_SMTP_URL", &url)]).await;
+    let to = unique("ana");
+    let (status, body) = send(
+        &app,
+        json!({"channel": "gmail", "to": to, "message": "Hola"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("certificate"),
+        "{body}"
+    );
+    assert!(mail.received(&to).is_empty());
 }
 
 /// This machine's address on its network, if it has one besides loopback.

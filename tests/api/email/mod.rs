@@ -7,6 +7,7 @@ mod connections;
 mod reading;
 mod resilience;
 mod sending;
+mod validation;
 
 use std::time::{Duration, Instant};
 
