@@ -20,6 +20,8 @@ type Stream = Either<TcpStream, TlsStream<TcpStream>>;
 
 /// UIDs per FETCH or SEARCH command, so a command line stays short.
 const UIDS_PER_COMMAND: usize = 500;
+/// The longest IDLE: servers may end one after 30 minutes (RFC 2177).
+const MAX_IDLE: Duration = Duration::from_secs(25 * 60);
 /// How fast a large FETCH must at least arrive: its time limit grows with its size.
 const MIN_BYTES_PER_SEC: u64 = 256 * 1024;
 
@@ -183,17 +185,19 @@ impl Connection {
                 idle,
             });
         }
+        let wait = wait.min(MAX_IDLE);
         let mut handle = session.idle();
         limited!(timeout, "IDLE", handle.init())?;
+        // `stop` must live while waiting: dropped, it ends the wait at once.
         let (news, stop) = handle.wait_with_timeout(wait);
+        // The wait's own timeout restarts at every line from the server (its keepalives too),
+        // so `wait` is enforced here as well: the lease and RFC 2177's 29 minutes need it.
         let woke = tokio::select! {
             woke = news => woke,
-            _ = shutdown.cancelled() => {
-                // Ends the wait (ManualInterrupt) so that DONE can be sent.
-                drop(stop);
-                Ok(IdleResponse::ManualInterrupt)
-            }
+            _ = shutdown.cancelled() => Ok(IdleResponse::ManualInterrupt),
+            _ = tokio::time::sleep(wait) => Ok(IdleResponse::Timeout),
         };
+        drop(stop);
         woke.map_err(|e| ImapError(format!("IDLE: {e}")))?;
         let session = limited!(timeout, "DONE", handle.done())?;
         Ok(Connection {
