@@ -2,11 +2,13 @@
 //! resource. Handlers parse input into domain types, call the store, publish events, and map
 //! failures to `ApiError`.
 
+mod attachments;
 mod auth;
 mod channels;
 mod conversations;
 mod docs;
 pub mod extract;
+mod file_response;
 mod gateway;
 mod messages;
 pub mod metrics;
@@ -26,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
+use crate::attachments::Attachments;
 use crate::channels::email;
 use crate::config::Config;
 use crate::inbox::ingest::Ingest;
@@ -51,6 +54,7 @@ struct Inner {
     ingest: Ingest,
     media: MediaStore,
     email_health: Option<email::Health>,
+    attachments: Attachments,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -68,6 +72,8 @@ pub struct Services {
     pub media: MediaStore,
     /// How the reading of the mailbox goes, when `EMAIL_IMAP_URL` is set.
     pub email_health: Option<email::Health>,
+    /// Fetches and opens attachment files.
+    pub attachments: Attachments,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// Background work that shutdown waits for.
@@ -87,6 +93,7 @@ impl AppState {
             ingest,
             media,
             email_health,
+            attachments,
             shutdown,
             tasks,
         } = services;
@@ -101,6 +108,7 @@ impl AppState {
             ingest,
             media,
             email_health,
+            attachments,
             shutdown,
             tasks,
         }))
@@ -139,6 +147,10 @@ impl AppState {
     pub fn media(&self) -> &MediaStore {
         &self.0.media
     }
+    /// Fetches and opens attachment files.
+    pub fn attachments(&self) -> &Attachments {
+        &self.0.attachments
+    }
     /// How the reading of the mailbox goes; `None` without `EMAIL_IMAP_URL`.
     pub fn email_health(&self) -> Option<&email::Health> {
         self.0.email_health.as_ref()
@@ -163,7 +175,14 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
-        ));
+        ))
+        // Added after the layer above: files also take `?api_key=`, for `<img src>`.
+        .merge(
+            attachments::router().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_api_key_or_query,
+            )),
+        );
     let app = Router::new()
         .route("/", get(system::root))
         .route("/ws", get(system::root))

@@ -1,13 +1,16 @@
-//! The outbound seam: which provider client sends a message of each channel. A channel plugs
-//! in here with its client, what it needs configured, what it decides once when a message is
-//! stored ([`Dispatch::route`], [`Dispatch::prepare`]), and one arm in [`Dispatch::send`].
+//! The outbound seam: which provider client serves each channel, for sending a message and for
+//! looking up a participant's name. A channel plugs in here with its client, what it needs
+//! configured, what it decides once when a message is stored ([`Dispatch::route`],
+//! [`Dispatch::prepare`]), and one arm in [`Dispatch::send`] (and
+//! [`Dispatch::participant_name`] when its webhooks carry no names).
 
 use chrono::{DateTime, Utc};
 
 use super::Outgoing;
 use crate::channels::email::{compose, Mailer};
+use crate::channels::instagram::InstagramApi;
 use crate::channels::whatsapp::outbound::WhatsAppSenders;
-use crate::channels::SendOutcome;
+use crate::channels::{NameOutcome, SendOutcome};
 use crate::config::Config;
 use crate::domain::{Author, ChannelKind};
 use crate::publish::UnitOfWork;
@@ -27,6 +30,7 @@ pub enum DispatchError {
 #[derive(Clone)]
 pub struct Dispatch {
     whatsapp: WhatsAppSenders,
+    instagram: Option<InstagramApi>,
     email: Option<Mailer>,
 }
 
@@ -34,6 +38,7 @@ impl Dispatch {
     pub fn from_config(config: &Config) -> Result<Dispatch, DispatchError> {
         Ok(Dispatch {
             whatsapp: WhatsAppSenders::from_config(&config.whatsapp)?,
+            instagram: InstagramApi::from_config(&config.instagram)?,
             email: Mailer::from_config(&config.email).map_err(DispatchError::Email)?,
         })
     }
@@ -48,12 +53,16 @@ impl Dispatch {
     pub fn unavailable_to(&self, channel: ChannelKind, author: Author) -> Option<String> {
         match channel {
             ChannelKind::Whatsapp => self.whatsapp.unavailable(author),
+            ChannelKind::Instagram if self.instagram.is_none() => Some(
+                "Instagram sending is not configured: set INSTAGRAM_ACCESS_TOKEN and INSTAGRAM_ACCOUNT_ID"
+                    .into(),
+            ),
+            ChannelKind::Instagram => None,
             ChannelKind::Gmail if self.email.is_none() => Some(
                 "Email sending is not configured: set EMAIL_SMTP_URL (and EMAIL_FROM unless EMAIL_IMAP_URL's user is the address)"
                     .into(),
             ),
             ChannelKind::Gmail => None,
-            other => Some(format!("sending on {other} is not supported yet")),
         }
     }
 
@@ -107,12 +116,35 @@ impl Dispatch {
     pub async fn send(&self, due: &Due) -> SendOutcome {
         match due.channel {
             ChannelKind::Whatsapp => self.whatsapp.send(due).await,
+            ChannelKind::Instagram => match &self.instagram {
+                Some(api) => {
+                    api.send_text(&due.recipient, &due.content, due.author())
+                        .await
+                }
+                // Credentials removed since the message was stored: keep it until they are back.
+                None => SendOutcome::Transient("Instagram credentials are not configured".into()),
+            },
             ChannelKind::Gmail => match &self.email {
                 Some(mailer) => mailer.send(due).await,
                 // Unset since the message was stored: keep it until the setting is back.
                 None => SendOutcome::Transient("EMAIL_SMTP_URL is not configured".into()),
             },
-            other => SendOutcome::Permanent(format!("sending on {other} is not supported")),
+        }
+    }
+
+    /// Whether participants of `channel` can be looked up by [`Dispatch::participant_name`].
+    pub fn looks_up_names(&self, channel: ChannelKind) -> bool {
+        channel == ChannelKind::Instagram && self.instagram.is_some()
+    }
+
+    /// Asks `channel`'s provider for the name of the participant keyed `key`.
+    pub async fn participant_name(&self, channel: ChannelKind, key: &str) -> NameOutcome {
+        match (channel, &self.instagram) {
+            (ChannelKind::Instagram, Some(api)) => api.participant_name(key).await,
+            (ChannelKind::Instagram, None) => {
+                NameOutcome::Permanent("Instagram credentials are not configured".into())
+            }
+            (other, _) => NameOutcome::Permanent(format!("{other} has no name look-up")),
         }
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::parse::{self, Mail};
 use crate::assistant::AutoReplies;
 use crate::channels::rules;
-use crate::domain::{now, ChannelKind};
+use crate::domain::{now, ChannelKind, Direction};
 use crate::inbox::{self, Delivery, Incoming, NewAttachment, Source};
 use crate::media::{MediaStore, StoreError};
 use crate::metrics::Metrics;
@@ -89,6 +89,8 @@ impl Importer {
         }
         let attachments = self.store_files(&mut mail).await?;
         Ok(Some(Incoming {
+            // What arrives in the mailbox, its own mail included (never answered on its own).
+            direction: Direction::Inbound,
             conversation_key: rules(ChannelKind::Gmail).conversation_key(&sender.address),
             participant_identifier: sender.address,
             participant_name: sender.name,
@@ -175,10 +177,8 @@ impl Importer {
         let mut uow = self.publisher.begin().await?;
         store::notify::take_writers_turn(uow.tx()).await?;
         let delivery = Delivery {
-            channel: ChannelKind::Gmail,
             messages,
-            statuses: Vec::new(),
-            signed: false,
+            ..Delivery::new(ChannelKind::Gmail)
         };
         let recorded = inbox::record(&mut uow, &delivery, &self.autoreplies).await?;
         let at = now();

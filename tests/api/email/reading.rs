@@ -191,6 +191,19 @@ async fn attachments_are_stored_under_media_dir_and_listed(backend: Backend) {
         hash,
         "named by its content"
     );
+    let served = app.get(file["url"].as_str().unwrap_or("")).await;
+    assert_eq!(served.status(), 200);
+    assert_eq!(
+        served
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/pdf")
+    );
+    assert_eq!(
+        served.bytes().await.expect("the file").as_ref(),
+        bytes.as_slice()
+    );
     let _ = std::fs::remove_dir_all(media);
 }
 
