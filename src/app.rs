@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
 use crate::attachments::Attachments;
+use crate::channels::email;
 use crate::config::Config;
 use crate::event_webhooks;
 use crate::http::{self, AppState, Services};
@@ -41,6 +42,10 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error("cannot build the HTTP client: {0}")]
     Http(reqwest::Error),
+    #[error("{0}")]
+    Dispatch(#[from] crate::outbox::dispatch::DispatchError),
+    #[error("{0}")]
+    Email(String),
 }
 
 pub struct App {
@@ -63,6 +68,8 @@ struct Background {
     jobs: jobs::Runner,
     /// The event webhook's delivery worker, when `EVENT_WEBHOOK_URL` is set.
     event_webhooks: Option<event_webhooks::Worker>,
+    /// The reader of `EMAIL_IMAP_URL`'s mailbox, when configured.
+    email: Option<email::Reader>,
 }
 
 impl App {
@@ -100,7 +107,7 @@ impl App {
         })?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
-        let dispatch = Dispatch::from_config(&config).map_err(StartError::Http)?;
+        let dispatch = Dispatch::from_config(&config)?;
         let names = NameLookups::new(publisher.clone(), dispatch.clone());
         let outbox = Outbox::new(
             publisher.clone(),
@@ -119,6 +126,16 @@ impl App {
         .map_err(StartError::Http)?;
         let (ingest, ingest_writer) =
             Ingest::new(publisher.clone(), assistant.autoreplies(), metrics.clone());
+        let email_health = config.email.imap.as_ref().map(|_| email::Health::default());
+        let email_reader = email::Reader::from_config(
+            &config.email,
+            publisher.clone(),
+            assistant.autoreplies(),
+            media.clone(),
+            metrics.clone(),
+            email_health.clone().unwrap_or_default(),
+        )
+        .map_err(StartError::Email)?;
         let attachments = Attachments::new(
             &config,
             db.clone(),
@@ -147,6 +164,7 @@ impl App {
             assistant,
             ingest,
             media,
+            email_health,
             attachments,
             shutdown,
             tasks,
@@ -161,6 +179,7 @@ impl App {
                 ingest: ingest_writer,
                 jobs,
                 event_webhooks: event_worker,
+                email: email_reader,
             },
         })
     }
@@ -226,6 +245,9 @@ fn start_background(state: &AppState, background: Background, token: &Cancellati
         crate::maintenance::Retention::from_config(state.config()),
         token.clone(),
     ));
+    if let Some(reader) = background.email {
+        tasks.spawn(reader.run(token.clone()));
+    }
     tasks.spawn(
         state
             .relay()
@@ -269,7 +291,11 @@ fn job_leases(config: &Config) -> jobs::Leases {
 
 /// The longest one call to a messaging provider may take.
 fn provider_timeout(config: &Config) -> Duration {
-    config.whatsapp.timeout.max(config.instagram.timeout)
+    config
+        .whatsapp
+        .timeout
+        .max(config.instagram.timeout)
+        .max(config.email.timeout)
 }
 
 /// Start-up warnings for settings that leave an endpoint open to anyone.

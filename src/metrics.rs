@@ -71,6 +71,11 @@ pub struct Metrics {
     pub event_webhooks_delivered: AtomicU64,
     pub event_webhooks_retried: AtomicU64,
     pub event_webhooks_given_up: AtomicU64,
+    /// Mails fetched from the IMAP mailbox, those of them stored (not already there), and
+    /// failed attempts to read it.
+    pub email_mails_fetched: AtomicU64,
+    pub email_mails_imported: AtomicU64,
+    pub email_read_failures: AtomicU64,
     llm: Mutex<BTreeMap<String, Histogram>>,
 }
 
@@ -226,6 +231,24 @@ impl Metrics {
             "switchboard_event_webhooks_given_up_total",
             "Events given up after the retry window (each logged with its id).",
             load(&self.event_webhooks_given_up),
+        );
+        counter(
+            &mut out,
+            "switchboard_email_mails_fetched_total",
+            "Mails fetched from the IMAP mailbox (each is read once; a restart resumes after the last).",
+            load(&self.email_mails_fetched),
+        );
+        counter(
+            &mut out,
+            "switchboard_email_mails_imported_total",
+            "Mails read from the IMAP mailbox and stored.",
+            load(&self.email_mails_imported),
+        );
+        counter(
+            &mut out,
+            "switchboard_email_read_failures_total",
+            "Attempts to read the IMAP mailbox that failed (retried with backoff).",
+            load(&self.email_read_failures),
         );
         out.push_str("# HELP switchboard_llm_call_duration_seconds LLM calls by outcome (ok, or the fallback reason).\n");
         out.push_str("# TYPE switchboard_llm_call_duration_seconds histogram\n");

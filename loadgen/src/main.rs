@@ -11,6 +11,7 @@ mod conn;
 mod events;
 mod fanout;
 mod ingest;
+mod mail;
 mod measure;
 mod read;
 mod ready;
@@ -31,6 +32,7 @@ const MAX_SECS: f64 = 300.0;
 const MAX_CONNECTIONS: usize = 1024;
 const MAX_CLIENTS: usize = 20_000;
 const MAX_RATE: f64 = 100_000.0;
+const MAX_MAILS: u64 = 1_000_000;
 
 #[derive(Parser)]
 #[command(
@@ -182,6 +184,30 @@ enum Scenario {
         /// Seconds to wait after the last client connected before reading RSS.
         #[arg(long, default_value_t = 1.0)]
         settle: f64,
+    },
+    /// Write a mailbox of --count mails straight into a Maildir (for `mail-import`).
+    MailFill {
+        /// The mailbox's Maildir (`…/Maildir`, created if missing).
+        #[arg(long)]
+        maildir: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        count: u64,
+        /// Distinct senders (conversations).
+        #[arg(long, default_value_t = 1000)]
+        senders: u64,
+    },
+    /// Wait while a server started at --started-at imports --expect mails; mails/s and memory.
+    MailImport {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        expect: u64,
+        /// When the server was started, in Unix seconds (`date +%s.%N`).
+        #[arg(long)]
+        started_at: f64,
+        /// Longest wait for the import, in seconds.
+        #[arg(long, default_value_t = 300.0)]
+        timeout: f64,
     },
     /// Wait until GET /health answers 200 (exit status 1 if it does not within --timeout).
     Wait {
@@ -361,6 +387,36 @@ async fn run(scenario: Scenario) -> Result<(&'static str, String, Value), Error>
             };
             let v = fanout::run(plan, &watched(&common)).await?;
             (if ramp { "fanout-ramp" } else { "fanout" }, common.label, v)
+        }
+        Scenario::MailFill {
+            maildir,
+            count,
+            senders,
+        } => {
+            if count == 0 || count > MAX_MAILS {
+                return Err(format!("--count is between 1 and {MAX_MAILS}").into());
+            }
+            let plan = mail::Fill {
+                maildir,
+                count,
+                senders,
+            };
+            ("mail-fill", String::new(), mail::fill(plan)?)
+        }
+        Scenario::MailImport {
+            common,
+            expect,
+            started_at,
+            timeout,
+        } => {
+            let plan = mail::Import {
+                target: Target::parse(&common.url)?,
+                expect,
+                started_at,
+                timeout: secs(timeout)?,
+            };
+            let v = mail::import(plan, &watched(&common)).await?;
+            ("email", common.label, v)
         }
         Scenario::Wait { url, timeout } => {
             let target = Target::parse(&url)?;

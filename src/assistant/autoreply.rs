@@ -80,6 +80,7 @@ impl Assistant {
             recipient: conversation.external_id.clone(),
             content: text,
             author: Author::Assistant,
+            subject: None,
             metadata: Some(metadata.to_string()),
             reply_to_message_id: Some(message.id),
         };

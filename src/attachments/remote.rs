@@ -245,7 +245,7 @@ fn refusal(status: StatusCode, body: &Value) -> FetchError {
     let gone = matches!(
         status,
         StatusCode::NOT_FOUND | StatusCode::GONE | StatusCode::FORBIDDEN
-    ) && code.map_or(true, |c| c == 100)
+    ) && code.is_none_or(|c| c == 100)
         || code == Some(100);
     if gone {
         FetchError::Gone(reason)

@@ -40,16 +40,25 @@
 //! | `EVENT_WEBHOOK_URL`, `EVENT_WEBHOOK_SECRET` | unset | set: every event is also POSTed there, signed with the secret ([`events`]) |
 //! | `EVENT_WEBHOOK_TIMEOUT_SECS`, `EVENT_WEBHOOK_RETRY_BASE_MS`, `EVENT_WEBHOOK_RETRY_HOURS` | `10`, `2000`, `24` | one attempt's limit; first retry delay (doubling, capped at 5 minutes); how long after it was recorded an event is retried |
 //! | `EVENT_WEBHOOK_CONCURRENCY`, `EVENT_WEBHOOK_RETENTION_HOURS` | `16`, `24` | deliveries in flight (one per conversation); how long finished events are kept |
+//! | `EMAIL_IMAP_URL` | unset | `imaps://USER:PASSWORD@HOST[:993][/MAILBOX]` (or `imap://`: STARTTLS, plain only to loopback); set, the mailbox is read |
+//! | `EMAIL_SMTP_URL` | unset | `smtps://USER:PASSWORD@HOST[:465]` or `smtp://[USER:PASSWORD@]HOST[:587]`; needed to send on `gmail` |
+//! | `EMAIL_FROM` | the IMAP user | `Name <address>` on outgoing mail |
+//! | `EMAIL_POLL_SECS` | `30` | the longest a new mail waits before it is read (IDLE may make it sooner) |
+//! | `EMAIL_BACKFILL_HOURS` | `24` | on the very first start, mails that arrived this far back are imported |
+//! | `EMAIL_TIMEOUT_SECS` | `30` | one IMAP command's, or one SMTP send's, time limit |
+//! | `EMAIL_CA_FILE` | unset | PEM certificates trusted besides the public roots (a company's own CA) |
 //! | `METRICS_ADDR` | unset | serve `/metrics` there (unguarded, for an internal network) instead of on the main port behind `API_KEYS` |
 //! | `RUST_LOG`, `LOG_FORMAT` | `info`, `pretty` | log filter; `json` for one JSON object per line |
 //!
 //! Every error names its variable. Secrets are kept in [`Secret`], whose `Debug` hides them.
 //! Each area reads its own variables: [`channels`] (WhatsApp, Meta webhooks, the outbox),
 //! [`instagram`], [`assistant`] (the LLM and auto-replies), [`server`] (connection limits),
-//! [`events`] (the event webhook); [`vars`] holds the readers they share.
+//! [`events`] (the event webhook), [`email`] (IMAP and SMTP); [`vars`] holds the readers they
+//! share.
 
 mod assistant;
 mod channels;
+mod email;
 mod events;
 mod instagram;
 mod media;
@@ -66,6 +75,7 @@ pub use self::assistant::{
 };
 pub use self::channels::{GatewaySend, MetaWebhook, Outbox, WhatsApp};
 pub use self::events::EventWebhook;
+pub use self::email::{is_loopback, Email, ImapServer, Security, SmtpServer};
 pub use self::instagram::Instagram;
 pub use self::media::MediaFetch;
 pub use self::secret::{KeySet, Secret};
@@ -99,6 +109,7 @@ pub struct Config {
     pub outbox: Outbox,
     pub gateway_keys: Option<KeySet>,
     pub assistant: Assistant,
+    pub email: Email,
     pub metrics_addr: Option<std::net::SocketAddr>,
     pub media_dir: std::path::PathBuf,
     pub media_max_bytes: u64,
@@ -150,6 +161,7 @@ impl Config {
             outbox: vars.outbox()?,
             gateway_keys: vars.key_set("AI_ASSISTANTS_API_KEYS")?,
             assistant: vars.assistant()?,
+            email: vars.email()?,
             metrics_addr: vars
                 .get("METRICS_ADDR")
                 .map(|v| {

@@ -73,7 +73,7 @@ pub async fn respond(mut file: ServedFile, headers: &HeaderMap) -> Result<Respon
     }
     let range_applies = headers
         .get(IF_RANGE)
-        .map_or(true, |v| v.to_str().is_ok_and(|v| v.trim() == etag));
+        .is_none_or(|v| v.to_str().is_ok_and(|v| v.trim() == etag));
     let wanted = match headers.get(RANGE).and_then(|v| v.to_str().ok()) {
         Some(range) if range_applies => wanted(range, file.length),
         _ => Wanted::Whole,

@@ -29,6 +29,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
 use crate::attachments::Attachments;
+use crate::channels::email;
 use crate::config::Config;
 use crate::inbox::ingest::Ingest;
 use crate::media::MediaStore;
@@ -52,6 +53,7 @@ struct Inner {
     assistant: Assistant,
     ingest: Ingest,
     media: MediaStore,
+    email_health: Option<email::Health>,
     attachments: Attachments,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -68,6 +70,8 @@ pub struct Services {
     pub assistant: Assistant,
     pub ingest: Ingest,
     pub media: MediaStore,
+    /// How the reading of the mailbox goes, when `EMAIL_IMAP_URL` is set.
+    pub email_health: Option<email::Health>,
     /// Fetches and opens attachment files.
     pub attachments: Attachments,
     /// Cancelled when the server starts shutting down.
@@ -88,6 +92,7 @@ impl AppState {
             assistant,
             ingest,
             media,
+            email_health,
             attachments,
             shutdown,
             tasks,
@@ -102,6 +107,7 @@ impl AppState {
             assistant,
             ingest,
             media,
+            email_health,
             attachments,
             shutdown,
             tasks,
@@ -144,6 +150,10 @@ impl AppState {
     /// Fetches and opens attachment files.
     pub fn attachments(&self) -> &Attachments {
         &self.0.attachments
+    }
+    /// How the reading of the mailbox goes; `None` without `EMAIL_IMAP_URL`.
+    pub fn email_health(&self) -> Option<&email::Health> {
+        self.0.email_health.as_ref()
     }
     /// Where webhook deliveries are queued for group commit.
     pub fn ingest(&self) -> &Ingest {

@@ -17,7 +17,7 @@ use super::{
     info(
         title = "switchboard",
         description = "Shared-inbox backend: WhatsApp (Cloud API and a WhatsApp Web gateway), \
-Instagram Direct, and later email. REST under /api/v1, a WebSocket hub on / and /ws, Meta's webhook, and the \
+Instagram Direct, and email (any IMAP/SMTP mailbox, the `gmail` channel). REST under /api/v1, a WebSocket hub on / and /ws, Meta's webhook, and the \
 assistant's gateway endpoint. Errors are `{\"detail\", \"code\"}`; validation errors are \
 FastAPI-style `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
         license(name = "MIT")

@@ -18,6 +18,9 @@ use crate::outbox::{Outgoing, Submitted};
 use crate::publish::UnitOfWork;
 use crate::store::conversations;
 
+/// The longest subject a mail may be given.
+const MAX_SUBJECT_CHARS: usize = 500;
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/send", post(send))
 }
@@ -31,10 +34,14 @@ pub(super) struct SendRequest {
     /// `+` and formatting allowed), Instagram an IGSID, email an address. Optional with
     /// `conversation_id` (the conversation's participant); naming anyone else is 422.
     to: Option<String>,
-    /// The text: 1 to 4,096 characters on WhatsApp, 1,000 on Instagram.
+    /// The text: 1 to 4,096 characters on WhatsApp, 1,000 on Instagram, 100,000 by email.
     message: String,
     /// Send in this conversation.
     conversation_id: Option<i64>,
+    /// Email only: the mail's subject (one line, at most 500 characters). Without it, a reply
+    /// is `Re: ` + the subject of the conversation's latest inbound mail, and a first mail
+    /// `Message from <EMAIL_FROM's name>`.
+    subject: Option<String>,
 }
 
 /// `POST /send` answered 200 (sent) or 202 (pending, retried in the background).
@@ -83,6 +90,7 @@ pub(super) async fn send(
         .ok_or_else(|| ApiError::invalid(&["body", "channel"], "Unknown channel", "enum"))?;
     let rules = rules(channel);
     check_text(rules, &body.message)?;
+    let subject = check_subject(channel, body.subject.as_deref())?;
     let to = match (&body.to, body.conversation_id) {
         (Some(to), _) => Some(
             rules
@@ -127,6 +135,7 @@ pub(super) async fn send(
         recipient,
         content: body.message,
         author: Author::Agent,
+        subject,
         metadata: None,
         reply_to_message_id: None,
     };
@@ -153,6 +162,39 @@ fn check_text(rules: &dyn ChannelRules, message: &str) -> ApiResult<()> {
         ));
     }
     Ok(())
+}
+
+/// A mail's subject as one line; only email messages have one.
+fn check_subject(channel: ChannelKind, subject: Option<&str>) -> ApiResult<Option<String>> {
+    let Some(subject) = subject else {
+        return Ok(None);
+    };
+    let invalid = |msg: String, kind| ApiError::invalid(&["body", "subject"], msg, kind);
+    if channel != ChannelKind::Gmail {
+        return Err(invalid(
+            "Only email messages have a subject".into(),
+            "value_error",
+        ));
+    }
+    // Line breaks and other control characters would start headers of their own.
+    let line = subject
+        .split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if line.is_empty() {
+        return Err(invalid(
+            "String should have at least 1 character".into(),
+            "string_too_short",
+        ));
+    }
+    if line.chars().count() > MAX_SUBJECT_CHARS {
+        return Err(invalid(
+            format!("String should have at most {MAX_SUBJECT_CHARS} characters"),
+            "string_too_long",
+        ));
+    }
+    Ok(Some(line))
 }
 
 /// The conversation `id` and who its participant is; a `to` naming someone else is refused.

@@ -46,6 +46,11 @@ pub struct Health {
     /// `reconnecting` (PostgreSQL's `LISTEN` connection is being re-established; sockets will
     /// be told to resync).
     events: &'static str,
+    /// Reading the mailbox (present only when `EMAIL_IMAP_URL` is set): `ok`, or
+    /// `failing: <why>` while the IMAP server is unreachable or refuses (retried with backoff;
+    /// the status code stays about the database).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
     /// Present when unhealthy.
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<&'static str>,
@@ -138,18 +143,20 @@ pub async fn root(State(state): State<AppState>, request: Request) -> Response {
         (status = 200, description = "The database answers", body = Health, example = json!({"status": "ok", "database": "ok", "events": "listening"})),
         (status = 503, description = "The database is unreachable", body = Health),
     ))]
-/// Checks the database.
+/// Checks the database; with `EMAIL_IMAP_URL` set, also says how reading the mailbox goes.
 pub async fn health(State(state): State<AppState>) -> Response {
     let reachable = matches!(
         tokio::time::timeout(Duration::from_secs(2), state.db().ping()).await,
         Ok(Ok(()))
     );
     let events = state.relay().state().as_str();
+    let email = state.email_health().map(|h| h.report());
     if reachable {
         Json(Health {
             status: "ok",
             database: "ok",
             events,
+            email,
             detail: None,
             code: None,
         })
@@ -159,6 +166,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
             status: "unavailable",
             database: "unreachable",
             events,
+            email,
             detail: Some("database unreachable"),
             code: Some("database_unavailable"),
         };

@@ -63,7 +63,7 @@ pub(super) async fn apply_read(
         return Ok(());
     }
     let conversation = conversations::get(&mut uow.exec(), last.conversation_id).await?;
-    if !conversation.is_some_and(|c| c.external_id == receipt.conversation_key) {
+    if conversation.is_none_or(|c| c.external_id != receipt.conversation_key) {
         return Ok(());
     }
     for message in outbox::read_up_to(&mut uow.exec(), last.conversation_id, &last).await? {

@@ -47,7 +47,10 @@ pub struct Outgoing {
     /// Validated by the channel's rules; every attempt goes here.
     pub recipient: String,
     pub content: String,
+    /// Who wrote it: stored as `sender_name`, and seen by the provider at every attempt.
     pub author: Author,
+    /// The subject of a mail (email only; otherwise the channel decides).
+    pub subject: Option<String>,
     pub metadata: Option<String>,
     /// For an assistant's auto-reply: the inbound message it answers.
     pub reply_to_message_id: Option<i64>,
@@ -104,6 +107,8 @@ impl Outbox {
         outgoing: Outgoing,
     ) -> Result<Option<Submitted>, sqlx::Error> {
         let at = now();
+        // What the channel decides once for every attempt (a mail's headers and Message-ID).
+        let metadata = self.dispatch.prepare(&mut uow, &outgoing, at).await?;
         let new = store::messages::NewMessage {
             conversation_id: outgoing.conversation_id,
             channel: outgoing.channel,
@@ -114,7 +119,7 @@ impl Outbox {
             sender_name: Some(outgoing.author.sender_name().to_owned()),
             sender_identifier: None,
             timestamp: at,
-            message_metadata: outgoing.metadata,
+            message_metadata: metadata.clone(),
             external_message_id: None,
             is_read: true,
             error: None,
@@ -153,6 +158,7 @@ impl Outbox {
             send_attempts: 0,
             sender_name: Some(outgoing.author.sender_name().to_owned()),
             send_route: route.map(str::to_owned),
+            metadata,
         };
         let this = self.clone();
         let attempt = self.tasks.spawn(async move { this.attempt(due).await });

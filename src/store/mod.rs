@@ -9,6 +9,7 @@ mod db;
 pub mod early_statuses;
 pub mod event_webhooks;
 pub mod jobs;
+pub mod mailboxes;
 pub mod messages;
 pub mod notify;
 pub mod outbox;

@@ -21,6 +21,8 @@ pub struct Due {
     pub sender_name: Option<String>,
     /// Which of the channel's ways out, fixed when stored (see the migration).
     pub send_route: Option<String>,
+    /// A string holding JSON; what the channel decided when it was stored (a mail's headers).
+    pub metadata: Option<String>,
 }
 
 impl Due {
@@ -72,7 +74,8 @@ pub async fn claim_due(
            AND next_attempt_at IS NOT NULL \
            AND (claimed_until IS NULL OR claimed_until < $1) \
          RETURNING id, conversation_id, content, channel_id AS channel, \
-                   COALESCE(recipient, '') AS recipient, send_attempts, sender_name, send_route"
+                   COALESCE(recipient, '') AS recipient, send_attempts, sender_name, send_route, \
+                   message_metadata AS metadata"
     );
     ex.fetch_all(&sql, args![now, lease_until, limit]).await
 }

@@ -15,6 +15,7 @@ mod conversations;
 mod crash;
 mod early_statuses;
 mod event_webhooks;
+mod email;
 mod gateway_send;
 mod ingest;
 mod instagram;

@@ -1,5 +1,26 @@
 //! Email (the `gmail` channel: any IMAP/SMTP mailbox): people are addressed by their address,
 //! which keys their conversation in lower case.
+//!
+//! - **in**: [`Reader`], a background task, reads the mailbox over IMAP ([`imap`]) without
+//!   changing it, parses each new mail ([`parse`]), writes its files to the media store and
+//!   records the mails with the mailbox's reading position in one unit of work ([`import`]);
+//!   its state shows in `/health` ([`Health`]).
+//! - **out**: [`Mailer`] sends through SMTP ([`smtp`]) with the headers decided when the
+//!   message was stored ([`compose`]), so that a reply threads under the customer's mail.
+
+mod automatic;
+pub mod compose;
+mod health;
+pub mod imap;
+mod import;
+pub mod parse;
+mod reader;
+mod smtp;
+mod tls;
+
+pub use self::health::Health;
+pub use self::reader::Reader;
+pub use self::smtp::Mailer;
 
 use super::ChannelRules;
 
