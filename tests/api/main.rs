@@ -12,6 +12,7 @@ mod connections;
 mod conversations;
 mod crash;
 mod early_statuses;
+mod faults;
 mod gateway_send;
 mod ingest;
 mod messages;

@@ -1,0 +1,61 @@
+//! Faults a server facing the internet meets, on the real binary (`ServerProcess`): `kill -9`
+//! while webhooks arrive, while sends wait behind a failing provider and while an auto-reply's
+//! LLM call is in flight, and SIGTERM under load. Each restarts the process on the same
+//! database and checks that what was acknowledged is stored once and that nothing is done twice.
+//! Leases are shortened through configuration (`WHATSAPP_TIMEOUT_MS`, `LLM_TIMEOUT_SECS`), so
+//! each test takes seconds.
+
+mod autoreply;
+mod ingest;
+mod outbox;
+mod sigterm;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::process::ServerProcess;
+
+/// A client for one run of the server: a restarted process gets a new client, so no connection
+/// pooled with the killed one is reused.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("an HTTP client")
+}
+
+/// Every message the server has, read page by page through the API (pages are in timestamp
+/// order, which is not id order: webhooks carry the provider's time).
+async fn all_messages(server: &ServerProcess) -> Vec<Value> {
+    let http = client();
+    let mut all: Vec<Value> = Vec::new();
+    loop {
+        let offset = all.len();
+        let page: Value = http
+            .get(server.url(&format!(
+                "/api/v1/messages?order=asc&limit=500&offset={offset}"
+            )))
+            .send()
+            .await
+            .expect("GET /api/v1/messages")
+            .json()
+            .await
+            .expect("a JSON list");
+        let page = page.as_array().cloned().expect("a list of messages");
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
+}
+
+/// How many of `messages` carry each value of `field` (messages without it are left out).
+fn tally(messages: &[Value], field: &str) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for value in messages.iter().filter_map(|m| m[field].as_str()) {
+        *counts.entry(value.to_owned()).or_insert(0) += 1;
+    }
+    counts
+}
