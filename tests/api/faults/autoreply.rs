@@ -2,7 +2,7 @@
 //! restarted, the server composes the answer again once the job's lease has expired and sends
 //! it exactly once.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use super::{all_messages, client};
+use super::{all_messages, client, Accepting};
 use crate::helpers::process::ServerProcess;
 use crate::helpers::{text_delivery, Backend};
 use crate::on_both_backends;
@@ -42,24 +42,11 @@ impl Respond for Llm {
     }
 }
 
-/// A Cloud API that accepts every send with a fresh wamid.
-struct Graph(AtomicUsize);
-
-impl Respond for Graph {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        let n = self.0.fetch_add(1, Ordering::Relaxed);
-        ResponseTemplate::new(200).set_body_json(json!({
-            "messaging_product": "whatsapp",
-            "messages": [{"id": format!("wamid.reply-{n}")}]
-        }))
-    }
-}
-
 async fn an_auto_reply_interrupted_by_kill_9_is_sent_once_after_the_restart(backend: Backend) {
     let graph = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(graph_path()))
-        .respond_with(Graph(AtomicUsize::new(0)))
+        .respond_with(Accepting::new("wamid.reply"))
         .mount(&graph)
         .await;
     let llm = MockServer::start().await;

@@ -11,11 +11,38 @@ mod outbox;
 mod sigterm;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
+use wiremock::{Request, Respond, ResponseTemplate};
 
 use crate::helpers::process::ServerProcess;
+
+/// A Cloud API that accepts every send with a fresh wamid: `PREFIX-0`, `PREFIX-1`, …
+struct Accepting {
+    prefix: &'static str,
+    sent: AtomicUsize,
+}
+
+impl Accepting {
+    fn new(prefix: &'static str) -> Accepting {
+        Accepting {
+            prefix,
+            sent: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Respond for Accepting {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let n = self.sent.fetch_add(1, Ordering::Relaxed);
+        ResponseTemplate::new(200).set_body_json(json!({
+            "messaging_product": "whatsapp",
+            "messages": [{"id": format!("{}-{n}", self.prefix)}]
+        }))
+    }
+}
 
 /// A client for one run of the server: a restarted process gets a new client, so no connection
 /// pooled with the killed one is reused.

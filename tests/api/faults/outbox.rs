@@ -3,14 +3,13 @@
 //! `sent`, the one the killed process held only once its lease has expired.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::{all_messages, client};
+use super::{all_messages, client, Accepting};
 use crate::helpers::process::ServerProcess;
 use crate::helpers::Backend;
 use crate::on_both_backends;
@@ -21,19 +20,6 @@ on_both_backends!(queued_sends_reach_the_provider_once_after_kill_9);
 const MESSAGES: usize = 6;
 /// The failing provider's answer comes after this: the killed process is inside a call.
 const FAILING_CALL: Duration = Duration::from_millis(300);
-
-/// A healthy Cloud API: every send accepted with a fresh wamid.
-struct Accepting(AtomicUsize);
-
-impl Respond for Accepting {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        let n = self.0.fetch_add(1, Ordering::Relaxed);
-        ResponseTemplate::new(200).set_body_json(json!({
-            "messaging_product": "whatsapp",
-            "messages": [{"id": format!("wamid.after-restart-{n}")}]
-        }))
-    }
-}
 
 /// The text of each send the provider received, and its answer's wamid, in order.
 async fn texts_received(graph: &MockServer) -> Vec<String> {
@@ -106,7 +92,7 @@ async fn queued_sends_reach_the_provider_once_after_kill_9(backend: Backend) {
     graph.reset().await;
     Mock::given(method("POST"))
         .and(path(graph_path()))
-        .respond_with(Accepting(AtomicUsize::new(0)))
+        .respond_with(Accepting::new("wamid.after-restart"))
         .mount(&graph)
         .await;
     server.restart().await;
