@@ -3,10 +3,12 @@
 //! LLM call is in flight, and SIGTERM under load. Each restarts the process on the same
 //! database and checks that what was acknowledged is stored once and that nothing is done twice.
 //! Leases are shortened through configuration (`WHATSAPP_TIMEOUT_MS`, `LLM_TIMEOUT_SECS`), so
-//! each test takes seconds.
+//! each test takes seconds. `new_conversations` (in process) is what the chaos soak of
+//! `bench/run` found: replies and webhooks creating the same new conversations at once.
 
 mod autoreply;
 mod ingest;
+mod new_conversations;
 mod outbox;
 mod sigterm;
 
