@@ -13,15 +13,18 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
+use crate::attachments::Attachments;
 use crate::config::Config;
 use crate::http::{self, AppState, Services};
 use crate::inbox::ingest::{self, Ingest};
+use crate::inbox::names::NameLookups;
 use crate::jobs;
 use crate::media::MediaStore;
 use crate::metrics::Metrics;
 use crate::outbox::{Dispatch, Outbox};
 use crate::publish::Publisher;
 use crate::realtime::{Hub, Relay};
+use crate::store::jobs::JobKind;
 use crate::store::{Db, EventListener, PoolSettings};
 
 /// How long shutdown waits for sockets to say goodbye and background work to finish.
@@ -90,12 +93,13 @@ impl App {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let dispatch = Dispatch::from_config(&config).map_err(StartError::Http)?;
+        let names = NameLookups::new(publisher.clone(), dispatch.clone());
         let outbox = Outbox::new(
             publisher.clone(),
             metrics.clone(),
             dispatch,
             config.outbox.clone(),
-            config.whatsapp.timeout,
+            provider_timeout(&config),
             tasks.clone(),
         );
         let assistant = Assistant::new(
@@ -107,13 +111,23 @@ impl App {
         .map_err(StartError::Http)?;
         let (ingest, ingest_writer) =
             Ingest::new(publisher.clone(), assistant.autoreplies(), metrics.clone());
+        let attachments = Attachments::new(
+            &config,
+            db.clone(),
+            media.clone(),
+            tasks.clone(),
+            shutdown.clone(),
+        )
+        .map_err(StartError::Http)?;
         let jobs = jobs::Runner::new(
             db.clone(),
             jobs::Handlers {
                 assistant: assistant.clone(),
+                attachments: attachments.clone(),
+                names,
             },
             waker,
-            job_lease(&config),
+            job_leases(&config),
         );
         let state = AppState::new(Services {
             config,
@@ -125,6 +139,7 @@ impl App {
             assistant,
             ingest,
             media,
+            attachments,
             shutdown,
             tasks,
         });
@@ -215,16 +230,30 @@ fn start_background(state: &AppState, background: Background, token: &Cancellati
     }
 }
 
-/// How long a claimed job is its instance's: longer than the slowest job, an auto-reply (the LLM
-/// call, then the first send attempt), so only a dead instance's jobs are taken over.
-fn job_lease(config: &Config) -> Duration {
+/// How long a claimed job of each kind is its instance's: longer than one run of it can take,
+/// so only a dead instance's jobs are taken over.
+fn job_leases(config: &Config) -> jobs::Leases {
     let llm = config
         .assistant
         .llm
         .as_ref()
         .map(|l| l.timeout)
         .unwrap_or_default();
-    llm + config.whatsapp.timeout * 2 + crate::outbox::LEASE_MARGIN
+    jobs::Leases::new(|kind| {
+        let longest_run = match kind {
+            // The LLM call, then the reply's first send attempt.
+            JobKind::AssistantReply => llm + provider_timeout(config) * 2,
+            // The media look-up, then the download.
+            JobKind::AttachmentFetch => config.whatsapp.timeout + config.media_fetch.timeout,
+            JobKind::ParticipantName => config.instagram.timeout,
+        };
+        longest_run + crate::outbox::LEASE_MARGIN
+    })
+}
+
+/// The longest one call to a messaging provider may take.
+fn provider_timeout(config: &Config) -> Duration {
+    config.whatsapp.timeout.max(config.instagram.timeout)
 }
 
 /// Start-up warnings for settings that leave an endpoint open to anyone.
@@ -235,6 +264,14 @@ fn warn_about_open_doors(config: &Config) {
     if config.whatsapp.webhook.app_secrets.is_empty() {
         tracing::warn!(
             "WHATSAPP_APP_SECRET is not set: /webhook/whatsapp accepts unsigned deliveries"
+        );
+    }
+    let instagram = &config.instagram;
+    let instagram_used =
+        instagram.credentials.is_some() || instagram.webhook.verify_token.is_some();
+    if instagram_used && instagram.webhook.app_secrets.is_empty() {
+        tracing::warn!(
+            "INSTAGRAM_APP_SECRET is not set: /webhook/instagram accepts unsigned deliveries (and fetches none of their files)"
         );
     }
     if config.gateway_keys.is_none() {

@@ -4,7 +4,8 @@
 //!
 //! Jobs are enqueued in the transaction that causes them, so a crash after the commit loses
 //! none; a crash during a job leaves its lease to expire, and the job runs again (handlers are
-//! idempotent: the assistant's reply is unique per message).
+//! idempotent: the assistant's reply is unique per message, a file is stored by its content,
+//! and a looked-up name only names a conversation that has none).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::assistant::Assistant;
+use crate::attachments::Attachments;
 use crate::domain::now;
+use crate::inbox::names::NameLookups;
 use crate::store::jobs::{self, Job, JobKind};
 use crate::store::Db;
 
@@ -53,12 +56,16 @@ impl Waker {
 #[derive(Clone)]
 pub struct Handlers {
     pub assistant: Assistant,
+    pub attachments: Attachments,
+    pub names: NameLookups,
 }
 
 impl Handlers {
     async fn run(&self, job: &Job) -> Outcome {
         match job.kind {
             JobKind::AssistantReply => self.assistant.reply_job(job.subject_id).await,
+            JobKind::AttachmentFetch => self.attachments.fetch_job(job.subject_id).await,
+            JobKind::ParticipantName => self.names.job(job.subject_id).await,
         }
     }
 }
@@ -67,17 +74,29 @@ pub struct Runner {
     db: Db,
     handlers: Handlers,
     waker: Waker,
-    /// How long a claimed job is this instance's: longer than any one run.
-    lease: Duration,
+    /// How long a claimed job of each kind is this instance's: longer than any one run of it.
+    leases: Leases,
+}
+
+/// The lease of each kind of job. Per kind, so a dead instance's quick jobs (a name look-up)
+/// are taken over soon, whatever the slowest kind (a large download) needs.
+#[derive(Debug, Clone)]
+pub struct Leases(Vec<(JobKind, Duration)>);
+
+impl Leases {
+    /// `lease` gives each kind's.
+    pub fn new(lease: impl Fn(JobKind) -> Duration) -> Leases {
+        Leases(JobKind::ALL.iter().map(|k| (*k, lease(*k))).collect())
+    }
 }
 
 impl Runner {
-    pub fn new(db: Db, handlers: Handlers, waker: Waker, lease: Duration) -> Runner {
+    pub fn new(db: Db, handlers: Handlers, waker: Waker, leases: Leases) -> Runner {
         Runner {
             db,
             handlers,
             waker,
-            lease,
+            leases,
         }
     }
 
@@ -113,17 +132,29 @@ impl Runner {
         }
     }
 
+    /// Claims up to `limit` due jobs, each kind with its own lease.
     async fn claim(&self, limit: usize) -> sqlx::Result<Vec<Job>> {
         let at = now();
-        let lease = chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX);
-        jobs::claim(
-            &mut self.db.exec(),
-            self.db.backend(),
-            at,
-            at + lease,
-            limit as i64,
-        )
-        .await
+        let mut claimed = Vec::new();
+        for (kind, lease) in &self.leases.0 {
+            let room = limit.saturating_sub(claimed.len());
+            if room == 0 {
+                break;
+            }
+            let lease = chrono::Duration::from_std(*lease).unwrap_or(chrono::Duration::MAX);
+            claimed.extend(
+                jobs::claim(
+                    &mut self.db.exec(),
+                    self.db.backend(),
+                    *kind,
+                    at,
+                    at + lease,
+                    room as i64,
+                )
+                .await?,
+            );
+        }
+        Ok(claimed)
     }
 
     async fn execute(&self, job: Job) {

@@ -9,6 +9,8 @@
 pub mod app;
 /// The LLM assistant: OpenAI-compatible client and reply orchestration.
 pub mod assistant;
+/// Attachment files fetched from their providers (a durable job, or on demand) into the media store.
+pub mod attachments;
 /// The providers, one folder each, and each channel's addressing rules.
 pub mod channels;
 /// Configuration from the environment; every variable is listed in its module doc.
@@ -21,7 +23,7 @@ pub mod error;
 pub mod http;
 /// The inbound seam: channel-neutral records, one recorder, group commit of deliveries.
 pub mod inbox;
-/// Durable background jobs (the assistant's auto-replies), claimed with a lease.
+/// Durable background jobs (the assistant's auto-replies, attachment fetches), claimed with a lease.
 pub mod jobs;
 /// Housekeeping on a timer: pruning tables that would otherwise only grow.
 pub mod maintenance;

@@ -4,7 +4,9 @@
 //! A file is written to a temporary name in the same directory, flushed to disk, then renamed
 //! into place: a crash never leaves half a file under a content name, and a reader sees a
 //! file complete or not at all. Files over `MEDIA_MAX_BYTES` are refused while they stream in,
-//! so a large or endless source costs at most that much disk and a small buffer of memory.
+//! so a large or endless source costs at most that much disk and a small buffer of memory. A
+//! temporary file a killed process left behind is removed at a later start, once it is older
+//! than any write could take.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// Bytes read per step while streaming a file in.
 const CHUNK: usize = 64 * 1024;
+/// The prefix of temporary files' names.
+const TEMPORARY: &str = ".incoming-";
+/// A temporary file this old belongs to a process that died (a fetch is bounded by
+/// `MEDIA_FETCH_TIMEOUT_SECS`, at most an hour); an instance sharing the directory may be
+/// writing a younger one right now.
+const STALE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// What a stored file is known by.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,9 +51,32 @@ impl MediaStore {
         MediaStore { dir, max_bytes }
     }
 
-    /// Creates the directory if missing (at start-up, so a bad `MEDIA_DIR` stops it early).
+    /// Creates the directory if missing (at start-up, so a bad `MEDIA_DIR` stops it early), and
+    /// removes temporary files that dead processes left there.
     pub async fn prepare(&self) -> io::Result<()> {
-        tokio::fs::create_dir_all(&self.dir).await
+        tokio::fs::create_dir_all(&self.dir).await?;
+        self.remove_stale(STALE).await;
+        Ok(())
+    }
+
+    /// Removes temporary files older than `age`; what cannot be read or removed is left.
+    async fn remove_stale(&self, age: std::time::Duration) {
+        let Ok(mut entries) = tokio::fs::read_dir(&self.dir).await else {
+            return;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let temporary = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(TEMPORARY));
+            let old = match entry.metadata().await.and_then(|m| m.modified()) {
+                Ok(modified) => modified.elapsed().is_ok_and(|elapsed| elapsed > age),
+                Err(_) => false,
+            };
+            if temporary && old {
+                let _ = tokio::fs::remove_file(entry.path()).await;
+            }
+        }
     }
 
     pub fn max_bytes(&self) -> u64 {
@@ -67,31 +98,39 @@ impl MediaStore {
         self.put_reader(bytes).await
     }
 
-    /// Streams `reader` into the store, refusing it past `MEDIA_MAX_BYTES`.
+    /// Streams `reader` into the store, refusing it past `MEDIA_MAX_BYTES`. Dropped halfway
+    /// (a time limit, a cancelled request), it leaves no temporary file behind.
     pub async fn put_reader(
         &self,
         mut reader: impl AsyncRead + Unpin,
     ) -> Result<Stored, StoreError> {
-        let temporary = self
-            .dir
-            .join(format!(".incoming-{}", uuid::Uuid::new_v4().simple()));
-        let written = self.write_temporary(&mut reader, &temporary).await;
-        let stored = match written {
-            Ok(stored) => stored,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&temporary).await;
-                return Err(e);
-            }
-        };
+        let temporary = Temporary(
+            self.dir
+                .join(format!("{TEMPORARY}{}", uuid::Uuid::new_v4().simple())),
+        );
+        let stored = self.write_temporary(&mut reader, &temporary.0).await?;
         let Some(path) = self.path(&stored.sha256) else {
             return Err(StoreError::Io(io::Error::other("bad content name")));
         };
         // Renaming over an existing file of the same content is harmless: the bytes are equal.
-        if let Err(e) = tokio::fs::rename(&temporary, &path).await {
-            let _ = tokio::fs::remove_file(&temporary).await;
-            return Err(e.into());
-        }
+        tokio::fs::rename(&temporary.0, &path).await?;
         Ok(stored)
+    }
+
+    /// Opens the stored file of `sha256` for reading, with its length; `None` when it is not
+    /// here (never fetched on this directory, or removed).
+    pub async fn open(&self, sha256: &str) -> io::Result<Option<(tokio::fs::File, u64)>> {
+        let Some(path) = self.path(sha256) else {
+            return Ok(None);
+        };
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => {
+                let length = file.metadata().await?.len();
+                Ok(Some((file, length)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn write_temporary(
@@ -130,6 +169,16 @@ impl MediaStore {
     }
 }
 
+/// A temporary file, removed when dropped unless it was renamed into place first.
+struct Temporary(PathBuf);
+
+impl Drop for Temporary {
+    fn drop(&mut self) {
+        // After a successful rename the name is gone and this fails harmlessly.
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +214,50 @@ mod tests {
         let refused = media.put_bytes(b"nine bytes").await;
         assert!(matches!(refused, Err(StoreError::TooLarge { limit: 8 })));
         assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_write_abandoned_halfway_leaves_nothing() {
+        let (media, dir) = store(1 << 20);
+        media.prepare().await.expect("dir");
+        let (mut writer, reader) = tokio::io::duplex(1024);
+        writer.write_all(b"the first half").await.expect("write");
+        let put = media.put_reader(reader);
+        let abandoned = tokio::time::timeout(std::time::Duration::from_millis(50), put).await;
+        assert!(abandoned.is_err(), "the reader never ends");
+        assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 0);
+        let stored = media.put_bytes(b"hola").await.expect("stored");
+        let (mut file, length) = media.open(&stored.sha256).await.expect("io").expect("here");
+        let mut text = String::new();
+        file.read_to_string(&mut text).await.expect("read");
+        assert_eq!((text.as_str(), length), ("hola", 4));
+        assert!(media.open(&"0".repeat(64)).await.expect("io").is_none());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn temporary_files_of_dead_processes_are_removed_once_stale() {
+        let (media, dir) = store(1024);
+        media.prepare().await.expect("dir");
+        let stored = media.put_bytes(b"kept").await.expect("stored");
+        std::fs::write(dir.join(".incoming-dead"), b"half").expect("write");
+        media.remove_stale(STALE).await;
+        assert_eq!(
+            std::fs::read_dir(&dir).expect("dir").count(),
+            2,
+            "young: kept"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        media
+            .remove_stale(std::time::Duration::from_millis(10))
+            .await;
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, vec![stored.sha256], "content files are never removed");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -138,6 +138,33 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// GETs `path` and reads the body as it comes, counting its bytes without keeping them
+    /// (large files), within [`REQUEST_TIMEOUT`].
+    pub async fn download(&mut self, path: &str) -> Result<(StatusCode, u64), Error> {
+        tokio::time::timeout(REQUEST_TIMEOUT, async {
+            self.sender.ready().await?;
+            let request = Request::builder()
+                .method(Method::GET)
+                .uri(path)
+                .header(HOST, &self.authority)
+                .body(Full::new(Bytes::new()))?;
+            let response = self.sender.send_request(request).await?;
+            let status = response.status();
+            let mut body = response.into_body();
+            let mut length = 0u64;
+            while let Some(frame) = body.frame().await {
+                if let Some(data) = frame?.data_ref() {
+                    length += data.len() as u64;
+                }
+            }
+            Ok((status, length))
+        })
+        .await
+        .map_err(|_| "request timed out")?
+    }
+}
+
 /// One request on a fresh connection (set-up and checks, not load).
 pub async fn once(
     target: &Target,

@@ -1,6 +1,6 @@
-//! `ingest`: unique WhatsApp text-message webhooks from a fixed set of senders, then the
-//! check that what was stored is exactly what was acknowledged, and that a redelivery of
-//! acknowledged payloads stores nothing more.
+//! `ingest`: unique text-message webhooks (WhatsApp Cloud API, or Instagram with `--channel
+//! instagram`) from a fixed set of senders, then the check that what was stored is exactly what
+//! was acknowledged, and that a redelivery of acknowledged payloads stores nothing more.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,10 +16,27 @@ use crate::measure::{mix, Watched};
 /// How many acknowledged payloads are sent a second time to check idempotency.
 const REDELIVERIES: usize = 200;
 
+/// Whose webhooks are posted.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Channel {
+    Whatsapp,
+    Instagram,
+}
+
+impl Channel {
+    fn path(self) -> &'static str {
+        match self {
+            Channel::Whatsapp => "/webhook/whatsapp",
+            Channel::Instagram => "/webhook/instagram",
+        }
+    }
+}
+
 pub struct Ingest {
-    /// Distinguishes this run's wamids from any earlier run's.
+    /// Distinguishes this run's message ids from any earlier run's.
     pub run: u64,
     pub senders: u64,
+    pub channel: Channel,
 }
 
 impl Ingest {
@@ -27,12 +44,29 @@ impl Ingest {
         mix(n ^ self.run) % self.senders
     }
 
-    /// The webhook body of request `n`: one text message with a wamid unique to `n`.
+    /// The webhook body of request `n`: one text message with an id unique to `n`.
     pub fn body(&self, n: u64) -> Bytes {
+        match self.channel {
+            Channel::Whatsapp => self.whatsapp(n),
+            Channel::Instagram => self.instagram(n),
+        }
+    }
+
+    fn whatsapp(&self, n: u64) -> Bytes {
         let sender = self.sender(n);
         let wa_id = format!("3460{:07}", sender);
         Bytes::from(format!(
             r#"{{"object":"whatsapp_business_account","entry":[{{"id":"WABA","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550001111","phone_number_id":"123456"}},"contacts":[{{"profile":{{"name":"Customer {sender}"}},"wa_id":"{wa_id}"}}],"messages":[{{"from":"{wa_id}","id":"wamid.bench.{run:x}.{n}","timestamp":"1764000000","type":"text","text":{{"body":"Hola, this is load-test message {n} from customer {sender}"}}}}]}}}}]}}]}}"#,
+            run = self.run,
+        ))
+    }
+
+    /// As Meta sends a DM: epoch milliseconds, the customer's IGSID, no name.
+    fn instagram(&self, n: u64) -> Bytes {
+        let sender = self.sender(n);
+        let igsid = format!("17{sender:014}");
+        Bytes::from(format!(
+            r#"{{"object":"instagram","entry":[{{"id":"17841400000000001","time":1764000000000,"messaging":[{{"sender":{{"id":"{igsid}"}},"recipient":{{"id":"17841400000000001"}},"timestamp":1764000000000,"message":{{"mid":"aWdfZAG1.bench.{run:x}.{n}","text":"Hola, this is load-test message {n} from customer {sender}"}}}}]}}]}}"#,
             run = self.run,
         ))
     }
@@ -43,7 +77,7 @@ impl Workload for Ingest {
         Req {
             id: n,
             method: Method::POST,
-            path: "/webhook/whatsapp".into(),
+            path: self.channel.path().into(),
             body: Some(self.body(n)),
         }
     }
@@ -53,12 +87,21 @@ impl Workload for Ingest {
     }
 }
 
-pub async fn run(settings: Settings, senders: u64, watched: &Watched) -> Result<Value, Error> {
+pub async fn run(
+    settings: Settings,
+    senders: u64,
+    channel: Channel,
+    watched: &Watched,
+) -> Result<Value, Error> {
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1);
-    let work = Arc::new(Ingest { run, senders });
+    let work = Arc::new(Ingest {
+        run,
+        senders,
+        channel,
+    });
     let outcome = closed_loop::run(&settings, work.clone(), watched).await?;
     let target = &settings.targets[0];
 
@@ -77,7 +120,7 @@ pub async fn run(settings: Settings, senders: u64, watched: &Watched) -> Result<
     let mut conn = Conn::open(target).await?;
     for &n in outcome.ok_ids.iter().take(REDELIVERIES) {
         match conn
-            .send(Method::POST, "/webhook/whatsapp", Some(work.body(n)))
+            .send(Method::POST, channel.path(), Some(work.body(n)))
             .await
         {
             Ok(reply) if reply.status == StatusCode::OK => redelivered += 1,

@@ -5,6 +5,7 @@
 //! It runs on one thread (a current-thread tokio runtime): `bench/run` pins it to one core,
 //! and one thread there is the cheapest client per request.
 
+mod attachments;
 mod chaos;
 mod closed_loop;
 mod conn;
@@ -72,7 +73,7 @@ struct Load {
 
 #[derive(Subcommand)]
 enum Scenario {
-    /// POST unique WhatsApp text-message webhooks; then check stored = acknowledged.
+    /// POST unique text-message webhooks; then check stored = acknowledged.
     Ingest {
         #[command(flatten)]
         common: Common,
@@ -81,6 +82,9 @@ enum Scenario {
         /// Distinct senders (conversations).
         #[arg(long, default_value_t = 1000)]
         senders: u64,
+        /// Whose webhooks: WhatsApp Cloud API or Instagram.
+        #[arg(long, value_enum, default_value = "whatsapp")]
+        channel: ingest::Channel,
     },
     /// GET pages of messages or conversations from a bulk-loaded database.
     Read {
@@ -114,6 +118,20 @@ enum Scenario {
         graph: SocketAddr,
         #[arg(long, default_value_t = 1000)]
         recipients: u64,
+    },
+    /// Clients downloading one attachment file in a closed loop while this process plays the
+    /// Graph API it is fetched from; the server's RSS is sampled meanwhile.
+    Attachments {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        load: Load,
+        /// Where the fake Graph API listens (the server's WHATSAPP_API_BASE_URL).
+        #[arg(long)]
+        graph: SocketAddr,
+        /// The file's size in MiB.
+        #[arg(long, default_value_t = 10)]
+        size_mib: usize,
     },
     /// WebSocket clients receiving messages posted at a fixed rate (or a rising one).
     Fanout {
@@ -238,9 +256,15 @@ async fn run(scenario: Scenario) -> Result<(&'static str, String, Value), Error>
             common,
             load,
             senders,
+            channel,
         } => {
-            let v =
-                ingest::run(settings(&common, &load)?, senders.max(1), &watched(&common)).await?;
+            let v = ingest::run(
+                settings(&common, &load)?,
+                senders.max(1),
+                channel,
+                &watched(&common),
+            )
+            .await?;
             ("ingest", common.label, v)
         }
         Scenario::Read {
@@ -276,6 +300,24 @@ async fn run(scenario: Scenario) -> Result<(&'static str, String, Value), Error>
             )
             .await?;
             ("send", common.label, v)
+        }
+        Scenario::Attachments {
+            common,
+            load,
+            graph,
+            size_mib,
+        } => {
+            if size_mib == 0 || size_mib > 1024 {
+                return Err("--size-mib is between 1 and 1024".into());
+            }
+            let v = attachments::run(
+                settings(&common, &load)?,
+                graph,
+                size_mib * 1024 * 1024,
+                &watched(&common),
+            )
+            .await?;
+            ("attachments", common.label, v)
         }
         Scenario::Fanout {
             common,

@@ -59,6 +59,7 @@ impl Assistant {
             "gateway_message_id": inbound.message_id,
         });
         let record = Incoming {
+            direction: Direction::Inbound,
             // A Baileys JID keys as its number, shared with Cloud API webhooks for the customer.
             conversation_key: rules(channel).conversation_key(from),
             participant_identifier: from.to_string(),

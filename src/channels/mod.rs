@@ -44,3 +44,14 @@ pub enum SendOutcome {
     /// Retrying the same message cannot help (bad token, invalid recipient, window closed).
     Permanent(String),
 }
+
+/// What became of looking a participant's name up with their provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameOutcome {
+    /// The name to show.
+    Found(String),
+    /// Worth trying again later (timeouts, 5xx, throttling).
+    Transient(String),
+    /// Asking again cannot help (no such person, no name, no permission).
+    Permanent(String),
+}

@@ -20,6 +20,11 @@
 //! | `WHATSAPP_APP_SECRET` (alias `WHATSAPP_WEBHOOK_SECRET`) | unset | comma-separated app secrets; set, webhook POSTs need a valid `X-Hub-Signature-256` |
 //! | `WHATSAPP_API_BASE_URL`, `WHATSAPP_API_VERSION` | `https://graph.facebook.com`, `v26.0` | where sends go |
 //! | `WHATSAPP_TIMEOUT_MS` | `15000` | one Cloud API request's time limit |
+//! | `INSTAGRAM_ACCESS_TOKEN`, `INSTAGRAM_ACCOUNT_ID` | unset | the professional account's Instagram-Login token and numeric id; both needed to send and to look names up |
+//! | `INSTAGRAM_WEBHOOK_VERIFY_TOKEN`, `INSTAGRAM_APP_SECRET` | unset | as the WhatsApp pair, for `/webhook/instagram` (secrets comma-separated) |
+//! | `INSTAGRAM_API_BASE_URL`, `INSTAGRAM_API_VERSION` | `https://graph.instagram.com`, `v26.0` | where sends and profile look-ups go (https, or http to a loopback host) |
+//! | `INSTAGRAM_TIMEOUT_MS` | `15000` | one Instagram Graph request's time limit |
+//! | `INSTAGRAM_HUMAN_AGENT_TAG` | `false` | agents' replies carry `MESSAGE_TAG`/`HUMAN_AGENT` (never the assistant's) |
 //! | `SEND_MAX_ATTEMPTS` | `8` | attempts for one outbound message before it is `failed` |
 //! | `SEND_RETRY_BASE_MS` | `2000` | first retry delay; doubles per attempt (with jitter), capped at 5 minutes |
 //! | `OUTBOX_POLL_MS` | `1000` | how often the outbox looks for due messages |
@@ -31,16 +36,19 @@
 //! | `ASSISTANT_FALLBACK_REPLY` | a short Spanish "we will answer soon" | the reply when no LLM answers |
 //! | `ASSISTANT_AUTOREPLY` | `false` | `true`: inbound messages on every channel that can send get the assistant's answer through the outbox; or a comma list of channel names |
 //! | `MEDIA_DIR`, `MEDIA_MAX_BYTES` | `./media`, `104857600` | where attachment files are kept (several instances: a directory they share), and the largest kept |
+//! | `MEDIA_FETCH_TIMEOUT_SECS`, `MEDIA_FETCH_CONCURRENCY` | `120`, `4` | the longest one file's fetch from its provider may take, and files fetched at once per instance |
 //! | `METRICS_ADDR` | unset | serve `/metrics` there (unguarded, for an internal network) instead of on the main port behind `API_KEYS` |
 //! | `RUST_LOG`, `LOG_FORMAT` | `info`, `pretty` | log filter; `json` for one JSON object per line |
 //!
 //! Every error names its variable. Secrets are kept in [`Secret`], whose `Debug` hides them.
 //! Each area reads its own variables: [`channels`] (WhatsApp, Meta webhooks, the outbox),
-//! [`assistant`] (the LLM and auto-replies), [`server`] (connection limits); [`vars`] holds the
-//! readers they share.
+//! [`instagram`], [`assistant`] (the LLM and auto-replies), [`server`] (connection limits);
+//! [`vars`] holds the readers they share.
 
 mod assistant;
 mod channels;
+mod instagram;
+mod media;
 mod secret;
 mod server;
 mod vars;
@@ -53,6 +61,8 @@ pub use self::assistant::{
     Assistant, AutoReply, Llm, DEFAULT_FALLBACK_REPLY, DEFAULT_SYSTEM_PROMPT,
 };
 pub use self::channels::{GatewaySend, MetaWebhook, Outbox, WhatsApp};
+pub use self::instagram::Instagram;
+pub use self::media::MediaFetch;
 pub use self::secret::{KeySet, Secret};
 pub use self::server::Http;
 use self::vars::{err, Vars};
@@ -80,12 +90,14 @@ pub struct Config {
     pub ws_ping_interval: Duration,
     pub log_format: LogFormat,
     pub whatsapp: WhatsApp,
+    pub instagram: Instagram,
     pub outbox: Outbox,
     pub gateway_keys: Option<KeySet>,
     pub assistant: Assistant,
     pub metrics_addr: Option<std::net::SocketAddr>,
     pub media_dir: std::path::PathBuf,
     pub media_max_bytes: u64,
+    pub media_fetch: MediaFetch,
 }
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -128,6 +140,7 @@ impl Config {
                 Some(_) => return Err(err("LOG_FORMAT", "expected pretty or json")),
             },
             whatsapp: vars.whatsapp()?,
+            instagram: vars.instagram()?,
             outbox: vars.outbox()?,
             gateway_keys: vars.key_set("AI_ASSISTANTS_API_KEYS")?,
             assistant: vars.assistant()?,
@@ -144,6 +157,7 @@ impl Config {
                 .map(|d| std::path::PathBuf::from(d.trim()))
                 .unwrap_or_else(|| "media".into()),
             media_max_bytes: vars.bounded("MEDIA_MAX_BYTES", 100 * 1024 * 1024, 1, 1 << 40)?,
+            media_fetch: vars.media_fetch()?,
         })
     }
 
@@ -298,6 +312,8 @@ mod tests {
             ("ASSISTANT_AUTOREPLY", "sometimes"),
             ("ASSISTANT_AUTOREPLY", "whatsapp,telegram"),
             ("MEDIA_MAX_BYTES", "0"),
+            ("MEDIA_FETCH_TIMEOUT_SECS", "0"),
+            ("MEDIA_FETCH_CONCURRENCY", "1000"),
         ] {
             let e = Config::with(&[(var, value)]).expect_err(var);
             assert_eq!(e.variable, var);

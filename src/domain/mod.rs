@@ -7,7 +7,7 @@ mod phone;
 mod status;
 mod time;
 
-pub use attachment::{Attachment, AttachmentKind};
+pub use attachment::{media_type, Attachment, AttachmentKind};
 pub use change::Change;
 pub use channel::ChannelKind;
 pub use phone::PhoneNumber;

@@ -1,6 +1,7 @@
 //! `API_KEYS`: when set, `/api/v1/*` and the WebSocket need one of its keys, sent as
-//! `X-API-Key`, `Authorization: Bearer …`, or (WebSocket only, since browsers cannot set
-//! headers there) `?api_key=`. Keys are compared in constant time.
+//! `X-API-Key`, `Authorization: Bearer …`, or (the WebSocket and attachment files only, since
+//! browsers set no headers on a WebSocket or an `<img src>`) `?api_key=`. Keys are compared in
+//! constant time.
 
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
@@ -16,6 +17,24 @@ pub async fn require_api_key(
     next: Next,
 ) -> Response {
     match check(&state, request.headers(), None) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// As [`require_api_key`], and `?api_key=` is accepted too (attachment files).
+pub async fn require_api_key_or_query(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let query_key = request.uri().query().and_then(|query| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+            .ok()?
+            .into_iter()
+            .find_map(|(name, value)| (name == "api_key").then_some(value))
+    });
+    match check(&state, request.headers(), query_key.as_deref()) {
         Ok(()) => next.run(request).await,
         Err(e) => e.into_response(),
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
-use axum::http::header::{ALLOW, CONTENT_TYPE};
+use axum::http::header::{self, ALLOW, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -93,8 +93,19 @@ fn cors(config: &Config) -> CorsLayer {
             axum::http::header::AUTHORIZATION,
             HeaderName::from_static("x-api-key"),
             REQUEST_ID,
+            // An attachment fetched by script: ranges and revalidation.
+            header::RANGE,
+            header::IF_NONE_MATCH,
+            header::IF_RANGE,
         ])
-        .expose_headers([HeaderName::from_static("x-total-count"), REQUEST_ID])
+        .expose_headers([
+            HeaderName::from_static("x-total-count"),
+            REQUEST_ID,
+            header::CONTENT_DISPOSITION,
+            header::CONTENT_RANGE,
+            header::ETAG,
+            header::ACCEPT_RANGES,
+        ])
         .max_age(Duration::from_secs(600))
 }
 

@@ -2,11 +2,13 @@
 //! resource. Handlers parse input into domain types, call the store, publish events, and map
 //! failures to `ApiError`.
 
+mod attachments;
 mod auth;
 mod channels;
 mod conversations;
 mod docs;
 pub mod extract;
+mod file_response;
 mod gateway;
 mod messages;
 pub mod metrics;
@@ -26,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::assistant::Assistant;
+use crate::attachments::Attachments;
 use crate::config::Config;
 use crate::inbox::ingest::Ingest;
 use crate::media::MediaStore;
@@ -49,6 +52,7 @@ struct Inner {
     assistant: Assistant,
     ingest: Ingest,
     media: MediaStore,
+    attachments: Attachments,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -64,6 +68,8 @@ pub struct Services {
     pub assistant: Assistant,
     pub ingest: Ingest,
     pub media: MediaStore,
+    /// Fetches and opens attachment files.
+    pub attachments: Attachments,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// Background work that shutdown waits for.
@@ -82,6 +88,7 @@ impl AppState {
             assistant,
             ingest,
             media,
+            attachments,
             shutdown,
             tasks,
         } = services;
@@ -95,6 +102,7 @@ impl AppState {
             assistant,
             ingest,
             media,
+            attachments,
             shutdown,
             tasks,
         }))
@@ -133,6 +141,10 @@ impl AppState {
     pub fn media(&self) -> &MediaStore {
         &self.0.media
     }
+    /// Fetches and opens attachment files.
+    pub fn attachments(&self) -> &Attachments {
+        &self.0.attachments
+    }
     /// Where webhook deliveries are queued for group commit.
     pub fn ingest(&self) -> &Ingest {
         &self.0.ingest
@@ -153,7 +165,14 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
-        ));
+        ))
+        // Added after the layer above: files also take `?api_key=`, for `<img src>`.
+        .merge(
+            attachments::router().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_api_key_or_query,
+            )),
+        );
     let app = Router::new()
         .route("/", get(system::root))
         .route("/ws", get(system::root))

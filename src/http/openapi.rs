@@ -7,14 +7,17 @@ use axum::Router;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{channels, conversations, gateway, messages, metrics, send, system, webhook, AppState};
+use super::{
+    attachments, channels, conversations, gateway, messages, metrics, send, system, webhook,
+    AppState,
+};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "switchboard",
-        description = "Shared-inbox backend: WhatsApp (Cloud API and a WhatsApp Web gateway), later \
-Instagram and email. REST under /api/v1, a WebSocket hub on / and /ws, Meta's webhook, and the \
+        description = "Shared-inbox backend: WhatsApp (Cloud API and a WhatsApp Web gateway), \
+Instagram Direct, and later email. REST under /api/v1, a WebSocket hub on / and /ws, Meta's webhook, and the \
 assistant's gateway endpoint. Errors are `{\"detail\", \"code\"}`; validation errors are \
 FastAPI-style `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
         license(name = "MIT")
@@ -34,9 +37,12 @@ FastAPI-style `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
         messages::create,
         messages::read,
         messages::update,
+        attachments::download,
         send::send,
         webhook::verify_whatsapp,
         webhook::receive_whatsapp,
+        webhook::verify_instagram,
+        webhook::receive_instagram,
         gateway::inbound,
     ),
     components(schemas(
@@ -51,9 +57,10 @@ FastAPI-style `{\"detail\": [{\"loc\", \"msg\", \"type\"}]}`.",
     tags(
         (name = "conversations", description = "Customer threads, one per channel and external id"),
         (name = "messages", description = "Stored messages, inbound and outbound"),
+        (name = "attachments", description = "The files messages carry (photos, voice notes, documents)"),
         (name = "send", description = "Agents' replies through the channel's provider"),
         (name = "channels", description = "The seeded channels"),
-        (name = "webhook", description = "Meta's WhatsApp Cloud API webhook"),
+        (name = "webhook", description = "Meta's webhooks: WhatsApp Cloud API and Instagram messaging"),
         (name = "gateway", description = "The WhatsApp Web gateway and the assistant"),
         (name = "realtime", description = "The WebSocket hub"),
         (name = "system", description = "Health and metrics"),
@@ -81,6 +88,13 @@ impl Modify for SecuritySchemes {
                     .description(Some("The same key as `Authorization: Bearer KEY`"))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "api_key_query",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "api_key",
+                "The same key as `?api_key=`: the WebSocket and attachment files only",
+            ))),
         );
         components.add_security_scheme(
             "gateway_key",

@@ -1,5 +1,6 @@
-//! Meta's webhooks (`/webhook/whatsapp`; Instagram plugs in beside it): the verification
-//! handshake (GET) and deliveries (POST). A delivery's signature is checked on the raw bytes
+//! Meta's webhooks (`/webhook/whatsapp`, `/webhook/instagram`): the verification handshake
+//! (GET) and deliveries (POST), one generic pair of handlers with each channel's settings and
+//! parser. A delivery's signature is checked on the raw bytes
 //! before anything is parsed; everything it carries is committed (group commit) before the 200,
 //! so an acknowledged message is never lost, and a redelivery changes nothing.
 
@@ -13,7 +14,7 @@ use serde::Serialize;
 use super::extract::{read_body, Params};
 use super::AppState;
 use crate::channels::meta::{self, signature, ParseError};
-use crate::channels::whatsapp;
+use crate::channels::{instagram, whatsapp};
 use crate::config::MetaWebhook;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::inbox::Delivery;
@@ -23,10 +24,15 @@ use crate::metrics::Metrics;
 const MAX_WEBHOOK_BYTES: usize = 4 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/webhook/whatsapp",
-        get(verify_whatsapp).post(receive_whatsapp),
-    )
+    Router::new()
+        .route(
+            "/webhook/whatsapp",
+            get(verify_whatsapp).post(receive_whatsapp),
+        )
+        .route(
+            "/webhook/instagram",
+            get(verify_instagram).post(receive_instagram),
+        )
 }
 
 /// Query of Meta's verification handshake (the names hold literal dots).
@@ -77,6 +83,37 @@ pub(super) async fn receive_whatsapp(
 ) -> ApiResult<Response> {
     let parse = |body: &[u8]| whatsapp::webhook::parse(body).map(|w| w.into_delivery());
     receive(&state, request, &state.config().whatsapp.webhook, parse).await
+}
+
+#[utoipa::path(get, path = "/webhook/instagram", operation_id = "verify_instagram_webhook", tag = "webhook",
+    params(Handshake),
+    responses(
+        (status = 200, description = "The challenge, echoed", body = String, content_type = "text/plain"),
+        (status = 403, description = "Wrong token (INSTAGRAM_WEBHOOK_VERIFY_TOKEN) or mode", body = ErrorBody),
+    ))]
+/// Meta's verification handshake for the Instagram webhook.
+pub(super) async fn verify_instagram(State(state): State<AppState>, params: Params) -> Response {
+    verify(&params, &state.config().instagram.webhook)
+}
+
+#[utoipa::path(post, path = "/webhook/instagram", operation_id = "receive_instagram_webhook", tag = "webhook",
+    request_body(content = Object, description = "An Instagram messaging webhook delivery (`messaging[]`, `standby[]`, or the dashboard's `changes[]` test shape), signed with `X-Hub-Signature-256`"),
+    params(("X-Hub-Signature-256" = Option<String>, Header, description = "sha256=HMAC of the raw body; required when INSTAGRAM_APP_SECRET is set")),
+    responses(
+        (status = 200, description = "Stored (or nothing to store)", body = Ack),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong signature", body = ErrorBody),
+        (status = 413, description = "Larger than 4 MiB", body = ErrorBody),
+        (status = 503, description = "Database unavailable: Meta redelivers later", body = ErrorBody),
+    ))]
+/// A delivery from Instagram: customers' messages, the business's echoes and read receipts,
+/// committed before the 200; customers' names are looked up afterwards.
+pub(super) async fn receive_instagram(
+    State(state): State<AppState>,
+    request: Request,
+) -> ApiResult<Response> {
+    let parse = |body: &[u8]| instagram::webhook::parse(body).map(|w| w.into_delivery());
+    receive(&state, request, &state.config().instagram.webhook, parse).await
 }
 
 /// The handshake: the challenge as plain text, or 403.
@@ -141,14 +178,16 @@ async fn receive(
         // Valid JSON we have no use for is acknowledged, or Meta would retry it for days.
         Err(ParseError::NotAnObject) => return Ok(ok()),
     };
-    if delivery.messages.is_empty() && delivery.statuses.is_empty() {
+    if delivery.is_empty() {
         return Ok(ok());
     }
     delivery.signed = !secrets.is_empty();
+    // A name look-up needs a provider client that can do it.
+    delivery.look_up_names &= state.outbox().dispatch().looks_up_names(delivery.channel);
     let (channel, messages, statuses) = (
         delivery.channel,
         delivery.messages.len(),
-        delivery.statuses.len(),
+        delivery.statuses.len() + delivery.reads.len(),
     );
     // Committed (together with any deliveries arriving meanwhile) before this returns.
     let recorded = state.ingest().record(delivery).await?;

@@ -4,10 +4,15 @@
 //! A provider (a webhook parser, the gateway, a mail poller) produces a [`Delivery`] of
 //! channel-neutral records; [`record`] stores it inside the caller's unit of work: each
 //! conversation found or created race-free, each message stored at most once per provider id
-//! (a redelivery is a no-op), names kept current, provider statuses applied forward only. The
-//! changes are pushed to the unit of work, published once it commits. Independent of HTTP.
+//! (a redelivery is a no-op), names kept current, provider statuses and read receipts applied
+//! forward only. Messages the business wrote elsewhere (the provider's own app) are stored as
+//! outbound `sent` ([`echoes`]). The changes are pushed to the unit of work, published once it
+//! commits. Independent of HTTP.
 
+mod echoes;
 pub mod ingest;
+pub mod names;
+mod receipts;
 
 use chrono::{DateTime, Utc};
 
@@ -18,7 +23,7 @@ use crate::domain::{
 use crate::publish::UnitOfWork;
 pub use crate::store::attachments::{NewAttachment, Source};
 use crate::store::jobs::{self, JobKind};
-use crate::store::{attachments, conversations, early_statuses, messages, outbox};
+use crate::store::{attachments, conversations, messages};
 
 /// What one provider delivery carried, in the inbox's terms.
 #[derive(Debug, Clone)]
@@ -26,16 +31,45 @@ pub struct Delivery {
     pub channel: ChannelKind,
     pub messages: Vec<Incoming>,
     pub statuses: Vec<StatusReport>,
+    /// "The customer has seen everything up to this message."
+    pub reads: Vec<ReadReceipt>,
     /// Whether its signature was checked (an app secret is set): only then may a URL it
     /// carries be fetched, so an unsigned request cannot make the server fetch an address of
     /// its choosing.
     pub signed: bool,
+    /// The provider sends no participant names: a conversation this delivery creates gets a
+    /// `participant_name` job, which looks the name up after the commit (once per
+    /// conversation, never per message).
+    pub look_up_names: bool,
 }
 
-/// A message a customer sent.
+impl Delivery {
+    /// A delivery on `channel` carrying nothing yet (unsigned, names in the payload).
+    pub fn new(channel: ChannelKind) -> Delivery {
+        Delivery {
+            channel,
+            messages: Vec::new(),
+            statuses: Vec::new(),
+            reads: Vec::new(),
+            signed: false,
+            look_up_names: false,
+        }
+    }
+
+    /// Whether it carries anything to store.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.statuses.is_empty() && self.reads.is_empty()
+    }
+}
+
+/// A message of a conversation: one a customer sent, or one the business sent from elsewhere.
 #[derive(Debug, Clone)]
 pub struct Incoming {
-    /// The conversation key on the channel ([`crate::channels::ChannelRules::conversation_key`]).
+    /// `Inbound`: the customer wrote it. `Outbound`: the business wrote it outside this server
+    /// (the provider's own app); stored as `sent`, unless it is one of our own sends.
+    pub direction: Direction,
+    /// The conversation key on the channel ([`crate::channels::ChannelRules::conversation_key`]):
+    /// the customer's, whichever way the message went.
     pub conversation_key: String,
     /// How the participant is shown (a phone number as sent, an address).
     pub participant_identifier: String,
@@ -63,17 +97,28 @@ pub struct StatusReport {
     pub error: Option<String>,
 }
 
-/// What recording one inbound message did.
+/// The customer of conversation `conversation_key` has seen the business's messages up to the
+/// one with this provider id: they all become `read`.
+#[derive(Debug, Clone)]
+pub struct ReadReceipt {
+    pub conversation_key: String,
+    pub external_message_id: String,
+}
+
+/// What recording one message did.
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub conversation: Conversation,
-    /// The stored message; `None` when it was a redelivery.
+    /// Whether recording it created the conversation.
+    pub created_conversation: bool,
+    /// The stored message; `None` when it was a redelivery (or one of our own sends).
     pub message: Option<Message>,
 }
 
 /// Stores everything `delivery` carried in the unit of work: new messages (a redelivered id is
-/// skipped), the assistant's reply job for those `autoreplies` wants answered, and
-/// forward-only status changes. One [`Recorded`] per message kept.
+/// skipped), the assistant's reply job for those `autoreplies` wants answered, the name
+/// look-up of new conversations when the provider sends no names, and forward-only status
+/// changes and read receipts. One [`Recorded`] per message kept.
 pub async fn record(
     uow: &mut UnitOfWork,
     delivery: &Delivery,
@@ -95,19 +140,37 @@ pub async fn record(
             );
             continue;
         }
-        let wants_reply = wants_replies && incoming.answerable;
-        let recorded_one = record_message(
-            uow,
-            delivery.channel,
-            incoming,
-            wants_reply,
-            delivery.signed,
-        )
-        .await?;
+        let recorded_one = match incoming.direction {
+            Direction::Inbound => {
+                let wants_reply = wants_replies && incoming.answerable;
+                record_message(
+                    uow,
+                    delivery.channel,
+                    incoming,
+                    wants_reply,
+                    delivery.signed,
+                )
+                .await?
+            }
+            Direction::Outbound => {
+                echoes::record(uow, delivery.channel, incoming, delivery.signed).await?
+            }
+        };
+        if delivery.look_up_names
+            && recorded_one.created_conversation
+            && recorded_one.conversation.participant_name.is_none()
+        {
+            let id = recorded_one.conversation.id;
+            jobs::enqueue(&mut uow.exec(), JobKind::ParticipantName, id, now()).await?;
+            uow.wake_jobs();
+        }
         recorded.push(recorded_one);
     }
     for report in &delivery.statuses {
-        apply_status(uow, delivery.channel, report).await?;
+        receipts::apply_status(uow, delivery.channel, report).await?;
+    }
+    for receipt in &delivery.reads {
+        receipts::apply_read(uow, delivery.channel, receipt).await?;
     }
     Ok(recorded)
 }
@@ -124,18 +187,7 @@ pub async fn record_message(
 ) -> sqlx::Result<Recorded> {
     let incoming = &without_nul(incoming);
     let at = now();
-    let new = conversations::NewConversation {
-        channel,
-        external_id: incoming.conversation_key.clone(),
-        participant_identifier: incoming.participant_identifier.clone(),
-        participant_name: incoming.participant_name.clone(),
-    };
-    let upserted = conversations::upsert(&mut uow.exec(), &new, at).await?;
-    if upserted.created {
-        uow.push(Change::NewConversation(upserted.conversation.clone()));
-    } else if upserted.renamed {
-        uow.push(Change::ConversationUpdated(upserted.conversation.clone()));
-    }
+    let upserted = conversation_of(uow, channel, incoming).await?;
     let message = messages::NewMessage {
         conversation_id: upserted.conversation.id,
         channel,
@@ -158,17 +210,7 @@ pub async fn record_message(
     };
     let mut stored = messages::insert(&mut uow.exec(), &message, at).await?;
     if let Some(stored) = &mut stored {
-        for file in &incoming.attachments {
-            let fetchable = match file.source {
-                Source::WhatsappMedia { .. } => true,
-                Source::Url { .. } => signed,
-                Source::Stored { .. } => false,
-            };
-            let attachment =
-                attachments::insert(&mut uow.exec(), stored.id, file, fetchable, at).await?;
-            stored.attachments.push(attachment);
-        }
-        stored.attachment_count = stored.attachments.len() as i64;
+        store_files(uow, stored, &incoming.attachments, signed).await?;
         uow.push(Change::NewMessage(stored.clone()));
         if wants_reply && upserted.conversation.assistant_enabled {
             jobs::enqueue(&mut uow.exec(), JobKind::AssistantReply, stored.id, at).await?;
@@ -177,43 +219,57 @@ pub async fn record_message(
     }
     Ok(Recorded {
         conversation: upserted.conversation,
+        created_conversation: upserted.created,
         message: stored,
     })
 }
 
-async fn apply_status(
+/// The conversation of `incoming`, found or created (race-free) and announced when new or
+/// renamed.
+async fn conversation_of(
     uow: &mut UnitOfWork,
     channel: ChannelKind,
-    report: &StatusReport,
-) -> sqlx::Result<()> {
-    let changed = outbox::apply_status(
-        &mut uow.exec(),
+    incoming: &Incoming,
+) -> sqlx::Result<conversations::Upserted> {
+    let new = conversations::NewConversation {
         channel,
-        &report.external_message_id,
-        report.status,
-        report.error.as_deref(),
-    )
-    .await?;
-    match changed {
-        Some(message) => uow.push(Change::MessageStatus(message)),
-        // A status for an id no message has yet may have beaten our own send's answer: kept
-        // until the send records the id (see the outbox).
-        None if messages::by_external_id(&mut uow.exec(), channel, &report.external_message_id)
-            .await?
-            .is_none() =>
-        {
-            early_statuses::keep(
-                &mut uow.exec(),
-                channel,
-                &report.external_message_id,
-                report.status,
-                report.error.as_deref(),
-                now(),
-            )
-            .await?
-        }
-        None => {}
+        external_id: incoming.conversation_key.clone(),
+        participant_identifier: incoming.participant_identifier.clone(),
+        participant_name: incoming.participant_name.clone(),
+    };
+    let upserted = conversations::upsert(&mut uow.exec(), &new, now()).await?;
+    if upserted.created {
+        uow.push(Change::NewConversation(upserted.conversation.clone()));
+    } else if upserted.renamed {
+        uow.push(Change::ConversationUpdated(upserted.conversation.clone()));
     }
+    Ok(upserted)
+}
+
+/// Records the files of a message just stored. URLs are fetchable only from a `signed`
+/// delivery.
+async fn store_files(
+    uow: &mut UnitOfWork,
+    stored: &mut Message,
+    files: &[NewAttachment],
+    signed: bool,
+) -> sqlx::Result<()> {
+    let at = now();
+    for file in files {
+        let fetchable = match file.source {
+            Source::WhatsappMedia { .. } => true,
+            Source::Url { .. } => signed,
+            Source::Stored { .. } => false,
+        };
+        // A file to fetch gets its job in this transaction (`attachments::insert`).
+        let attachment =
+            attachments::insert(&mut uow.exec(), stored.id, file, fetchable, at).await?;
+        if fetchable {
+            uow.wake_jobs();
+        }
+        stored.attachments.push(attachment);
+    }
+    stored.attachment_count = stored.attachments.len() as i64;
     Ok(())
 }
 
@@ -222,6 +278,7 @@ async fn apply_status(
 fn without_nul(incoming: &Incoming) -> Incoming {
     let clean = |s: &str| s.replace('\0', "");
     Incoming {
+        direction: incoming.direction,
         conversation_key: clean(&incoming.conversation_key),
         participant_identifier: clean(&incoming.participant_identifier),
         participant_name: incoming.participant_name.as_deref().map(clean),

@@ -1,8 +1,11 @@
-//! The outbound seam: which provider client sends a message of each channel. A channel plugs
-//! in here with its client, what it needs configured, and one arm in [`Dispatch::send`].
+//! The outbound seam: which provider client serves each channel, for sending a message and for
+//! looking up a participant's name. A channel plugs in here with its client, what it needs
+//! configured, and one arm in [`Dispatch::send`] (and [`Dispatch::participant_name`] when its
+//! webhooks carry no names).
 
+use crate::channels::instagram::InstagramApi;
 use crate::channels::whatsapp::outbound::WhatsAppSenders;
-use crate::channels::SendOutcome;
+use crate::channels::{NameOutcome, SendOutcome};
 use crate::config::Config;
 use crate::domain::{Author, ChannelKind};
 use crate::store::outbox::Due;
@@ -11,12 +14,14 @@ use crate::store::outbox::Due;
 #[derive(Clone)]
 pub struct Dispatch {
     whatsapp: WhatsAppSenders,
+    instagram: Option<InstagramApi>,
 }
 
 impl Dispatch {
     pub fn from_config(config: &Config) -> Result<Dispatch, reqwest::Error> {
         Ok(Dispatch {
             whatsapp: WhatsAppSenders::from_config(&config.whatsapp)?,
+            instagram: InstagramApi::from_config(&config.instagram)?,
         })
     }
 
@@ -30,6 +35,11 @@ impl Dispatch {
     pub fn unavailable_to(&self, channel: ChannelKind, author: Author) -> Option<String> {
         match channel {
             ChannelKind::Whatsapp => self.whatsapp.unavailable(author),
+            ChannelKind::Instagram if self.instagram.is_none() => Some(
+                "Instagram sending is not configured: set INSTAGRAM_ACCESS_TOKEN and INSTAGRAM_ACCOUNT_ID"
+                    .into(),
+            ),
+            ChannelKind::Instagram => None,
             other => Some(format!("sending on {other} is not supported yet")),
         }
     }
@@ -55,9 +65,33 @@ impl Dispatch {
 
     /// Hands `due` to its channel's provider.
     pub async fn send(&self, due: &Due) -> SendOutcome {
-        match due.channel {
-            ChannelKind::Whatsapp => self.whatsapp.send(due).await,
-            other => SendOutcome::Permanent(format!("sending on {other} is not supported")),
+        match (due.channel, &self.instagram) {
+            (ChannelKind::Whatsapp, _) => self.whatsapp.send(due).await,
+            (ChannelKind::Instagram, Some(api)) => {
+                api.send_text(&due.recipient, &due.content, due.author())
+                    .await
+            }
+            // Credentials removed since the message was stored: keep it until they are back.
+            (ChannelKind::Instagram, None) => {
+                SendOutcome::Transient("Instagram credentials are not configured".into())
+            }
+            (other, _) => SendOutcome::Permanent(format!("sending on {other} is not supported")),
+        }
+    }
+
+    /// Whether participants of `channel` can be looked up by [`Dispatch::participant_name`].
+    pub fn looks_up_names(&self, channel: ChannelKind) -> bool {
+        channel == ChannelKind::Instagram && self.instagram.is_some()
+    }
+
+    /// Asks `channel`'s provider for the name of the participant keyed `key`.
+    pub async fn participant_name(&self, channel: ChannelKind, key: &str) -> NameOutcome {
+        match (channel, &self.instagram) {
+            (ChannelKind::Instagram, Some(api)) => api.participant_name(key).await,
+            (ChannelKind::Instagram, None) => {
+                NameOutcome::Permanent("Instagram credentials are not configured".into())
+            }
+            (other, _) => NameOutcome::Permanent(format!("{other} has no name look-up")),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{chrono_duration, Outbox, Submitted, MAX_BACKOFF};
 use crate::channels::SendOutcome;
-use crate::domain::{now, Change, ChannelKind, Message};
+use crate::domain::{now, Change, ChannelKind, Message, Status};
 use crate::metrics::Metrics;
 use crate::publish::UnitOfWork;
 use crate::store::{self, outbox};
@@ -70,7 +70,25 @@ impl Outbox {
             uow.push(Change::MessageStatus(message));
         }
         uow.commit().await?;
-        result.ok_or(RecordError::Database(sqlx::Error::RowNotFound))
+        match result {
+            Some(submitted) => Ok(submitted),
+            None => self.already_recorded(due.id).await,
+        }
+    }
+
+    /// An attempt whose outcome found the message no longer `pending`: recorded already (the
+    /// provider's echo of it arrived before its answer and adopted it). Nothing is announced
+    /// again; the caller is told what the message now is.
+    async fn already_recorded(&self, id: i64) -> Result<Submitted, RecordError> {
+        let message = store::messages::get(&mut self.publisher.db().exec(), id)
+            .await?
+            .ok_or(RecordError::Database(sqlx::Error::RowNotFound))?;
+        let reason = message.error.clone().unwrap_or_default();
+        Ok(match message.status {
+            Status::Pending => Submitted::Pending { message, reason },
+            Status::Failed => Submitted::Failed { message, reason },
+            _ => Submitted::Sent(message),
+        })
     }
 
     /// Delay before attempt `attempts + 1`: the base doubled per attempt, capped, with "equal

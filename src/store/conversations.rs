@@ -238,6 +238,27 @@ pub async fn upsert(
     }
 }
 
+/// Names a conversation that has no name yet (a name an agent gave meanwhile wins); `Some` with
+/// the conversation only when that named it.
+pub async fn name_if_unnamed(
+    ex: &mut Exec<'_>,
+    id: i64,
+    name: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Option<Conversation>> {
+    let touched = ex
+        .execute(
+            "UPDATE conversations SET participant_name = $2, updated_at = $3 \
+             WHERE id = $1 AND participant_name IS NULL",
+            args![id, name, now],
+        )
+        .await?;
+    if touched == 0 {
+        return Ok(None);
+    }
+    get(ex, id).await
+}
+
 /// Turns the assistant on or off; `Some` with the conversation only when that changed it.
 pub async fn set_assistant(
     ex: &mut Exec<'_>,

@@ -10,14 +10,25 @@ use crate::args;
 pub enum JobKind {
     /// Compose the assistant's answer to inbound message `subject_id` and queue it for sending.
     AssistantReply,
+    /// Fetch the file of attachment `subject_id` from its provider into the media store.
+    AttachmentFetch,
+    /// Look up the name of conversation `subject_id`'s participant with the provider (whose
+    /// webhooks carry none) and name the conversation.
+    ParticipantName,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 1] = [JobKind::AssistantReply];
+    pub const ALL: [JobKind; 3] = [
+        JobKind::AssistantReply,
+        JobKind::AttachmentFetch,
+        JobKind::ParticipantName,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::AssistantReply => "assistant_reply",
+            JobKind::AttachmentFetch => "attachment_fetch",
+            JobKind::ParticipantName => "participant_name",
         }
     }
 
@@ -59,10 +70,12 @@ pub async fn enqueue(
     .map(|_| ())
 }
 
-/// Leases up to `limit` due jobs until `lease_until`; another worker's live lease is skipped.
+/// Leases up to `limit` due jobs of `kind` until `lease_until`; another worker's live lease is
+/// skipped.
 pub async fn claim(
     ex: &mut Exec<'_>,
     backend: Backend,
+    kind: JobKind,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: i64,
@@ -75,13 +88,14 @@ pub async fn claim(
     };
     let sql = format!(
         "UPDATE jobs SET claimed_until = $2, attempts = attempts + 1 \
-         WHERE id IN (SELECT id FROM jobs WHERE due_at <= $1 \
+         WHERE id IN (SELECT id FROM jobs WHERE kind = $4 AND due_at <= $1 \
                         AND (claimed_until IS NULL OR claimed_until < $1) \
                       ORDER BY due_at, id LIMIT $3 {lock}) \
            AND (claimed_until IS NULL OR claimed_until < $1) \
          RETURNING id, kind, subject_id, attempts"
     );
-    ex.fetch_all(&sql, args![now, lease_until, limit]).await
+    ex.fetch_all(&sql, args![now, lease_until, limit, kind])
+        .await
 }
 
 /// The job is done (or given up): gone.

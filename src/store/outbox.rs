@@ -78,19 +78,25 @@ pub async fn claim_due(
 }
 
 /// The provider accepted the message: `sent`, with its id when it gave one, out of the queue.
+/// This and the two below return the message only when they changed it: `None` when it was no
+/// longer `pending` (its outcome is recorded already, e.g. the provider's echo adopted it).
 pub async fn record_sent(
     ex: &mut Exec<'_>,
     id: i64,
     attempts: i32,
     external_id: Option<&str>,
 ) -> sqlx::Result<Option<Message>> {
-    ex.execute(
-        "UPDATE messages SET status = 'sent', external_message_id = $2, error = NULL, \
+    let touched = ex
+        .execute(
+            "UPDATE messages SET status = 'sent', external_message_id = $2, error = NULL, \
          send_attempts = $3, next_attempt_at = NULL, claimed_until = NULL \
          WHERE id = $1 AND status = 'pending'",
-        args![id, external_id.map(str::to_owned), i64::from(attempts)],
-    )
-    .await?;
+            args![id, external_id.map(str::to_owned), i64::from(attempts)],
+        )
+        .await?;
+    if touched == 0 {
+        return Ok(None);
+    }
     super::messages::get(ex, id).await
 }
 
@@ -102,12 +108,16 @@ pub async fn record_retry(
     next_attempt_at: DateTime<Utc>,
     error: &str,
 ) -> sqlx::Result<Option<Message>> {
-    ex.execute(
-        "UPDATE messages SET error = $2, send_attempts = $3, next_attempt_at = $4, \
+    let touched = ex
+        .execute(
+            "UPDATE messages SET error = $2, send_attempts = $3, next_attempt_at = $4, \
          claimed_until = NULL WHERE id = $1 AND status = 'pending'",
-        args![id, error, i64::from(attempts), next_attempt_at],
-    )
-    .await?;
+            args![id, error, i64::from(attempts), next_attempt_at],
+        )
+        .await?;
+    if touched == 0 {
+        return Ok(None);
+    }
     super::messages::get(ex, id).await
 }
 
@@ -118,12 +128,16 @@ pub async fn record_failed(
     attempts: i32,
     error: &str,
 ) -> sqlx::Result<Option<Message>> {
-    ex.execute(
-        "UPDATE messages SET status = 'failed', error = $2, send_attempts = $3, \
+    let touched = ex
+        .execute(
+            "UPDATE messages SET status = 'failed', error = $2, send_attempts = $3, \
          next_attempt_at = NULL, claimed_until = NULL WHERE id = $1 AND status = 'pending'",
-        args![id, error, i64::from(attempts)],
-    )
-    .await?;
+            args![id, error, i64::from(attempts)],
+        )
+        .await?;
+    if touched == 0 {
+        return Ok(None);
+    }
     super::messages::get(ex, id).await
 }
 
@@ -157,6 +171,70 @@ pub async fn apply_status(
         Some(Id { id }) => super::messages::get(ex, id).await,
         None => Ok(None),
     }
+}
+
+/// A message the business sent from elsewhere (the provider's own app) whose id no message
+/// has may be one of ours whose provider answer is not recorded yet: the oldest of this
+/// conversation's messages still in the outbox with the very same text takes the id and becomes
+/// `sent`, so the provider's echo does not show it twice, and a retry does not send it twice.
+/// Returns it when one did.
+pub async fn adopt(
+    ex: &mut Exec<'_>,
+    conversation_id: i64,
+    content: &str,
+    external_id: &str,
+) -> sqlx::Result<Option<Message>> {
+    // `status = 'pending'` is checked again on the row itself: the send's own outcome may
+    // have been recorded meanwhile, and then it stays as that recorded it.
+    let id: Option<Id> = ex
+        .fetch_optional(
+            "UPDATE messages SET status = 'sent', external_message_id = $3, error = NULL, \
+             next_attempt_at = NULL, claimed_until = NULL \
+             WHERE id = (SELECT id FROM messages WHERE conversation_id = $1 \
+                           AND direction = 'outbound' AND status = 'pending' \
+                           AND next_attempt_at IS NOT NULL AND content = $2 \
+                         ORDER BY id LIMIT 1) \
+               AND status = 'pending' \
+             RETURNING id",
+            args![conversation_id, content, external_id],
+        )
+        .await?;
+    match id {
+        Some(Id { id }) => super::messages::get(ex, id).await,
+        None => Ok(None),
+    }
+}
+
+/// A read receipt: the conversation's outbound messages up to `last` (by timestamp, ties by
+/// id) become `read`, forward only. Returns those that changed, in id order.
+pub async fn read_up_to(
+    ex: &mut Exec<'_>,
+    conversation_id: i64,
+    last: &Message,
+) -> sqlx::Result<Vec<Message>> {
+    // A message still `pending` was not handed over yet, so it cannot have been read; it keeps
+    // its place in the queue.
+    let from: Vec<String> = Status::ALL
+        .into_iter()
+        .filter(|current| Status::Read.may_follow(*current) && *current != Status::Pending)
+        .map(|current| format!("'{}'", current.as_str()))
+        .collect();
+    let sql = format!(
+        "UPDATE messages SET status = 'read' \
+         WHERE conversation_id = $1 AND direction = 'outbound' AND status IN ({}) \
+           AND (\"timestamp\" < $2 OR (\"timestamp\" = $2 AND id <= $3)) \
+         RETURNING id",
+        from.join(", ")
+    );
+    let mut ids: Vec<Id> = ex
+        .fetch_all(&sql, args![conversation_id, last.timestamp, last.id])
+        .await?;
+    ids.sort_by_key(|row| row.id);
+    let mut changed = Vec::with_capacity(ids.len());
+    for Id { id } in ids {
+        changed.extend(super::messages::get(ex, id).await?);
+    }
+    Ok(changed)
 }
 
 /// Messages waiting in the outbox (first try or retry).

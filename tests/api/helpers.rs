@@ -120,6 +120,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub database_url: String,
     pub backend: Backend,
+    /// The server's services, for tests that hand it what no route takes (see `state`).
+    state: Option<switchboard::http::AppState>,
     overrides: Vec<(String, String)>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -168,6 +170,7 @@ impl TestApp {
             .expect("bind");
         let app = App::build(config, listener).await.expect("build the app");
         let port = app.address().port();
+        let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run(async move {
             let _ = stopped.await;
@@ -178,6 +181,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             database_url,
             backend,
+            state: Some(state),
             overrides,
             stop: Some(stop),
             server: Some(server),
@@ -185,8 +189,15 @@ impl TestApp {
         }
     }
 
+    /// The running server's services. A clone must not outlive the test's use of it: the
+    /// server's shutdown waits for the last handle to its webhook queue.
+    pub fn state(&self) -> &switchboard::http::AppState {
+        self.state.as_ref().expect("the server is running")
+    }
+
     /// Shuts the server down gracefully and waits for it.
     pub async fn stop(&mut self) {
+        self.state = None;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

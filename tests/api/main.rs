@@ -5,6 +5,8 @@ mod helpers;
 
 mod accepted_sends;
 mod assistant;
+mod attachment_downloads;
+mod attachments;
 mod auth;
 mod bad_input;
 mod clients;
@@ -15,6 +17,7 @@ mod early_statuses;
 mod faults;
 mod gateway_send;
 mod ingest;
+mod instagram;
 mod messages;
 mod metrics;
 mod openapi;

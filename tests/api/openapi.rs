@@ -49,8 +49,10 @@ async fn the_served_document_is_the_committed_one_and_covers_every_route() {
         ("/api/v1/conversations/{id}/messages", &["get"]),
         ("/api/v1/messages", &["get", "post"]),
         ("/api/v1/messages/{id}", &["get", "patch"]),
+        ("/api/v1/attachments/{id}", &["get"]),
         ("/api/v1/send", &["post"]),
         ("/webhook/whatsapp", &["get", "post"]),
+        ("/webhook/instagram", &["get", "post"]),
         ("/v1/channels/whatsapp/gateway/inbound", &["post"]),
     ] {
         for method in methods {
@@ -65,7 +67,7 @@ async fn the_served_document_is_the_committed_one_and_covers_every_route() {
     }
     assert_eq!(
         paths.len(),
-        14,
+        16,
         "no undocumented extras and nothing missing"
     );
     let schemas = served["components"]["schemas"]

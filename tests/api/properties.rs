@@ -2,6 +2,7 @@
 
 use proptest::prelude::*;
 use serde_json::json;
+use switchboard::channels::instagram::webhook as instagram;
 use switchboard::channels::meta::signature;
 use switchboard::channels::whatsapp::webhook;
 use switchboard::config::Secret;
@@ -66,6 +67,40 @@ proptest! {
         prop_assert_eq!(&message.content, &body);
         prop_assert_eq!(message.timestamp.timestamp(), seconds);
         prop_assert_eq!(&message.raw, &payload["entry"][0]["changes"][0]["value"]["messages"][0]);
+    }
+
+    #[test]
+    fn the_instagram_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048), value in json_value()) {
+        let _ = instagram::parse(&bytes).map(|w| w.into_delivery());
+        let _ = instagram::parse(value.to_string().as_bytes()).map(|w| w.into_delivery());
+        let wrapped = json!({"entry": [{"messaging": [value.clone()], "standby": [{"message": value.clone()}],
+            "changes": [{"field": "messages", "value": value.clone()}]}]});
+        let _ = instagram::parse(wrapped.to_string().as_bytes()).map(|w| w.into_delivery());
+        let item = json!({"entry": [{"messaging": [{"sender": {"id": "1"}, "recipient": {"id": "2"},
+            "message": {"mid": "m", "text": value.clone(), "attachments": [value.clone()], "is_echo": value.clone()},
+            "timestamp": value}]}]});
+        let _ = instagram::parse(item.to_string().as_bytes()).map(|w| w.into_delivery());
+    }
+
+    #[test]
+    fn a_valid_instagram_dm_round_trips(
+        mid in "[A-Za-z0-9_-]{10,120}",
+        from in "[1-9][0-9]{10,17}",
+        text in visible_text(1000),
+        millis in 1_000_000_000_000i64..4_000_000_000_000i64,
+    ) {
+        let payload = json!({"object": "instagram", "entry": [{"id": "17841400000000001", "time": millis, "messaging": [
+            {"sender": {"id": from}, "recipient": {"id": "17841400000000001"}, "timestamp": millis, "message": {"mid": mid, "text": text}}
+        ]}]});
+        let parsed = instagram::parse(payload.to_string().as_bytes()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(parsed.messages.len(), 1);
+        let message = &parsed.messages[0];
+        prop_assert_eq!(&message.mid, &mid);
+        prop_assert_eq!(&message.customer, &from);
+        prop_assert_eq!(&message.content, &text);
+        prop_assert_eq!(message.timestamp.timestamp_millis(), millis);
+        prop_assert!(!message.from_business);
+        prop_assert_eq!(&message.raw, &payload["entry"][0]["messaging"][0]);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use self::figures::Figures;
 use self::load::Requests;
 use crate::conn::{Error, Target};
-use crate::ingest::Ingest;
+use crate::ingest::{Channel, Ingest};
 use crate::measure::mix;
 
 /// Acknowledged webhooks posted again at the end, to see that redelivery stores nothing more.
@@ -117,6 +117,7 @@ pub async fn run(plan: Plan) -> Result<Value, Error> {
     let webhooks = Arc::new(Webhooks(Ingest {
         run,
         senders: plan.senders.max(1),
+        channel: Channel::Whatsapp,
     }));
     let sends = Arc::new(Sends {
         run,

@@ -58,9 +58,17 @@ fn describe(provider: &str, http_status: u16, error: Option<&Value>, code: Optio
         .or(details)
         .or(text("message"))
         .unwrap_or("no reason given");
-    match code {
-        Some(code) => format!("{provider} error {code}: {message}"),
-        None => format!("{provider} answered HTTP {http_status}: {message}"),
+    // The subcode tells apart causes that share a code (Instagram's 10/2534022: the messaging
+    // window is closed).
+    let subcode = error
+        .and_then(|e| e.get("error_subcode"))
+        .and_then(Value::as_i64);
+    match (code, subcode) {
+        (Some(code), Some(subcode)) => {
+            format!("{provider} error {code} (subcode {subcode}): {message}")
+        }
+        (Some(code), None) => format!("{provider} error {code}: {message}"),
+        (None, _) => format!("{provider} answered HTTP {http_status}: {message}"),
     }
 }
 
@@ -112,6 +120,42 @@ mod tests {
         ));
         assert!(matches!(
             classify("WhatsApp", 404, &Value::Null),
+            SendOutcome::Permanent(_)
+        ));
+    }
+
+    #[test]
+    fn instagrams_table() {
+        let error = |code: i64, subcode: Option<i64>| json!({"error": {"message": "m", "type": "OAuthException", "code": code, "error_subcode": subcode, "fbtrace_id": "x"}});
+        for code in [2, 4, 613] {
+            assert!(
+                matches!(
+                    classify("Instagram", 400, &error(code, None)),
+                    SendOutcome::Transient(_)
+                ),
+                "{code}"
+            );
+        }
+        for (status, code, subcode) in [
+            (401, 190, Some(460)),
+            (400, 10, Some(2534022)),
+            (400, 551, Some(1545041)),
+        ] {
+            let outcome = classify("Instagram", status, &error(code, subcode));
+            let SendOutcome::Permanent(reason) = outcome else {
+                panic!("{code} is permanent");
+            };
+            assert!(
+                reason.starts_with(&format!("Instagram error {code} (subcode ")),
+                "{reason}"
+            );
+        }
+        assert!(matches!(
+            classify("Instagram", 401, &Value::Null),
+            SendOutcome::Permanent(_)
+        ));
+        assert!(matches!(
+            classify("Instagram", 400, &json!({})),
             SendOutcome::Permanent(_)
         ));
     }

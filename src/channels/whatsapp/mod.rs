@@ -10,8 +10,8 @@ pub mod outbound;
 pub mod webhook;
 
 use super::ChannelRules;
-use crate::domain::{ChannelKind, PhoneNumber, Status};
-use crate::inbox::{Delivery, Incoming, StatusReport};
+use crate::domain::{ChannelKind, Direction, PhoneNumber, Status};
+use crate::inbox::{Delivery, Incoming, NewAttachment, Source, StatusReport};
 
 /// WhatsApp's addressing and limits.
 pub struct Rules;
@@ -50,6 +50,7 @@ impl webhook::Webhook {
             .messages
             .into_iter()
             .map(|m| Incoming {
+                direction: Direction::Inbound,
                 // The assistant answers what people write, not reactions, media or notices.
                 answerable: m.message_type == "text",
                 participant_identifier: m.phone.clone().unwrap_or_else(|| m.sender.clone()),
@@ -60,7 +61,18 @@ impl webhook::Webhook {
                 timestamp: m.timestamp,
                 external_message_id: Some(m.wamid),
                 metadata: Some(m.raw.to_string()),
-                attachments: Vec::new(),
+                attachments: m
+                    .media
+                    .into_iter()
+                    .map(|media| NewAttachment {
+                        kind: media.kind,
+                        mime_type: media.mime_type,
+                        file_name: media.file_name,
+                        source: Source::WhatsappMedia {
+                            media_id: media.media_id,
+                        },
+                    })
+                    .collect(),
             })
             .collect();
         let statuses = self
@@ -76,12 +88,12 @@ impl webhook::Webhook {
                 })
             })
             .collect();
+        // `signed` is set by the webhook route, which alone knows whether it checked the
+        // signature.
         Delivery {
-            channel: ChannelKind::Whatsapp,
             messages,
             statuses,
-            // Set by the webhook route, which alone knows whether it checked the signature.
-            signed: false,
+            ..Delivery::new(ChannelKind::Whatsapp)
         }
     }
 }

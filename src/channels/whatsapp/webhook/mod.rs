@@ -13,6 +13,7 @@
 //! Invariants of the output: `wamid`, `sender`, `message_type` and `content` are never empty, and
 //! `content` reads without knowledge of the payload format (`[image]`, `[reaction removed]`, …).
 
+mod media;
 mod render;
 #[cfg(test)]
 mod tests;
@@ -23,7 +24,7 @@ use serde_json::Value;
 use self::render::{describe_error, render};
 use crate::channels::meta::json::{id, items, text};
 pub use crate::channels::meta::ParseError;
-use crate::domain;
+use crate::domain::{self, AttachmentKind};
 
 /// What one webhook POST carried that this crate acts on.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -51,6 +52,20 @@ pub struct InboundMessage {
     pub raw: Value,
     /// `metadata.phone_number_id`: which business number received it.
     pub business_phone_number_id: Option<String>,
+    /// The file of a media message (image, video, audio, document, sticker).
+    pub media: Option<Media>,
+}
+
+/// A file a message carries, known by its media id until it is fetched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Media {
+    pub kind: AttachmentKind,
+    /// Resolved by `GET {base}/{version}/{media-id}` with the access token.
+    pub media_id: String,
+    /// As Meta sent it, when it is a valid media type.
+    pub mime_type: Option<String>,
+    /// A document's file name.
+    pub file_name: Option<String>,
 }
 
 /// A delivery receipt for a message the business sent.
@@ -112,6 +127,7 @@ fn inbound(item: &Value, contacts: &[Value], business: Option<&str>) -> Option<I
             .and_then(|profile| text(profile, "name"))
             .map(str::to_owned),
         content: render(item, &message_type, false),
+        media: media::media(item, &message_type),
         message_type,
         timestamp: timestamp(item.get("timestamp")),
         raw: item.clone(),

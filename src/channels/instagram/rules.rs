@@ -1,7 +1,7 @@
-//! Instagram Direct (Instagram API with Instagram Login): people are addressed by their
-//! Instagram-scoped id (IGSID), and a text carries at most 1,000 characters.
+//! Instagram's rules: people are addressed by their Instagram-scoped id (IGSID), and a text
+//! carries at most 1,000 characters.
 
-use super::ChannelRules;
+use crate::channels::ChannelRules;
 
 /// Instagram's addressing and limits.
 pub struct Rules;
