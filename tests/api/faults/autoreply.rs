@@ -20,7 +20,7 @@ on_both_backends!(an_auto_reply_interrupted_by_kill_9_is_sent_once_after_the_res
 
 const ANSWER: &str = "Abrimos a las 13:00";
 const FALLBACK: &str = "Gracias, te respondemos enseguida.";
-/// The LLM's time limit: the job's lease is this + 2 × WHATSAPP_TIMEOUT_MS + 5 s.
+/// The LLM's time limit: the job's lease is this + twice the longer provider timeout + 5 s.
 const LLM_TIMEOUT_SECS: &str = "2";
 
 /// An OpenAI-compatible LLM that hangs (answers after its caller's time limit) until told to
@@ -66,6 +66,7 @@ async fn an_auto_reply_interrupted_by_kill_9_is_sent_once_after_the_restart(back
             ("WHATSAPP_ACCESS_TOKEN", TOKEN),
             ("WHATSAPP_PHONE_NUMBER_ID", PHONE_NUMBER_ID),
             ("WHATSAPP_TIMEOUT_MS", "500"),
+            ("INSTAGRAM_TIMEOUT_MS", "500"),
             ("LLM_BASE_URL", llm_base.as_str()),
             ("LLM_MODEL", "test-model"),
             ("LLM_TIMEOUT_SECS", LLM_TIMEOUT_SECS),

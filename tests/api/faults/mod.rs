@@ -2,7 +2,7 @@
 //! while webhooks arrive, while sends wait behind a failing provider and while an auto-reply's
 //! LLM call is in flight, and SIGTERM under load. Each restarts the process on the same
 //! database and checks that what was acknowledged is stored once and that nothing is done twice.
-//! Leases are shortened through configuration (`WHATSAPP_TIMEOUT_MS`, `LLM_TIMEOUT_SECS`), so
+//! Leases are shortened through configuration (the providers' and the LLM's timeouts), so
 //! each test takes seconds. `new_conversations` (in process) is what the chaos soak of
 //! `bench/run` found: replies and webhooks creating the same new conversations at once.
 

@@ -51,8 +51,9 @@ async fn queued_sends_reach_the_provider_once_after_kill_9(backend: Backend) {
             ("WHATSAPP_API_BASE_URL", uri.as_str()),
             ("WHATSAPP_ACCESS_TOKEN", TOKEN),
             ("WHATSAPP_PHONE_NUMBER_ID", PHONE_NUMBER_ID),
-            // Lease: 2 × 400 ms + 5 s.
+            // Lease: twice the longer provider timeout (400 ms) + 5 s.
             ("WHATSAPP_TIMEOUT_MS", "400"),
+            ("INSTAGRAM_TIMEOUT_MS", "400"),
             ("SEND_RETRY_BASE_MS", "100"),
             ("SEND_MAX_ATTEMPTS", "100"),
             ("OUTBOX_POLL_MS", "50"),
