@@ -6,6 +6,7 @@
 //! and one thread there is the cheapest client per request.
 
 mod attachments;
+mod chaos;
 mod closed_loop;
 mod conn;
 mod events;
@@ -208,6 +209,44 @@ enum Scenario {
         /// Longest wait for the import, in seconds.
         #[arg(long, default_value_t = 300.0)]
         timeout: f64,
+    },
+    /// Webhooks and sends while the server (the command after --) is killed with SIGKILL and
+    /// restarted every few seconds; then stored = acknowledged, redelivery stores each once,
+    /// and every accepted send reaches this process's fake provider on --graph.
+    Chaos {
+        /// Where the server listens (restarts keep the address).
+        #[arg(long, default_value = "http://127.0.0.1:8000")]
+        url: String,
+        /// Where the fake provider listens (the server's WHATSAPP_API_BASE_URL).
+        #[arg(long)]
+        graph: SocketAddr,
+        #[arg(long, default_value_t = 16)]
+        webhook_connections: usize,
+        #[arg(long, default_value_t = 8)]
+        send_connections: usize,
+        /// Distinct webhook senders (conversations).
+        #[arg(long, default_value_t = 200)]
+        senders: u64,
+        /// Seconds of load, kills included.
+        #[arg(long, default_value_t = 60.0)]
+        duration: f64,
+        /// Mean seconds from a restart to the next kill (each within ±50 %).
+        #[arg(long, default_value_t = 5.0)]
+        kill_every: f64,
+        /// Milliseconds the fake provider takes to answer a send.
+        #[arg(long, default_value_t = 100)]
+        provider_ms: u64,
+        /// Longest wait in seconds, after the load, for sends still pending.
+        #[arg(long, default_value_t = 30.0)]
+        drain: f64,
+        /// The server's output, appended over all its runs.
+        #[arg(long)]
+        server_log: PathBuf,
+        #[arg(long, default_value = "")]
+        label: String,
+        /// The server command, its environment included (`env -i VAR=… switchboard`).
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
     /// Wait until GET /health answers 200 (exit status 1 if it does not within --timeout).
     Wait {
@@ -417,6 +456,40 @@ async fn run(scenario: Scenario) -> Result<(&'static str, String, Value), Error>
             };
             let v = mail::import(plan, &watched(&common)).await?;
             ("email", common.label, v)
+    },
+        Scenario::Chaos {
+            url,
+            graph,
+            webhook_connections,
+            send_connections,
+            senders,
+            duration,
+            kill_every,
+            provider_ms,
+            drain,
+            server_log,
+            label,
+            command,
+        } => {
+            for connections in [webhook_connections, send_connections] {
+                if connections == 0 || connections > MAX_CONNECTIONS {
+                    return Err(format!("connections are between 1 and {MAX_CONNECTIONS}").into());
+                }
+            }
+            let plan = chaos::Plan {
+                target: Target::parse(&url)?,
+                graph,
+                webhook_connections,
+                send_connections,
+                senders,
+                duration: secs(duration)?,
+                kill_every: secs(kill_every)?,
+                provider_delay: Duration::from_millis(provider_ms.min(60_000)),
+                drain: secs(drain)?,
+                server_log,
+                command,
+            };
+            ("chaos", label, chaos::run(plan).await?)
         }
         Scenario::Wait { url, timeout } => {
             let target = Target::parse(&url)?;

@@ -122,6 +122,15 @@ impl Relay {
         self.state.store(state as u8, Ordering::Relaxed);
     }
 
+    /// Nothing listens any more: commits stop waiting for their echoes, those waiting now at
+    /// once (their echo cannot come) and later ones from the start, until listening resumes.
+    fn stop_listening(&self) {
+        self.set_state(RelayState::Reconnecting);
+        if let Ok(mut waiting) = self.echoes.waiting.lock() {
+            waiting.clear();
+        }
+    }
+
     /// The `NOTIFY` payloads of changes about to be committed (none on SQLite), numbered so
     /// their return can be awaited.
     pub fn prepare(&self, changes: &[Change]) -> Prepared {
@@ -195,6 +204,12 @@ impl Relay {
         if self.db.backend() != Backend::Postgres {
             return;
         }
+        self.follow(first, &shutdown).await;
+        // Requests still finishing during shutdown answer without their echo.
+        self.stop_listening();
+    }
+
+    async fn follow(&self, first: Option<EventListener>, shutdown: &CancellationToken) {
         let mut first = first;
         let mut dropped = false;
         let mut backoff = Duration::from_millis(100);
@@ -235,7 +250,7 @@ impl Relay {
                 }
             }
             tracing::warn!("event listener lost its connection");
-            self.set_state(RelayState::Reconnecting);
+            self.stop_listening();
             dropped = true;
         }
     }

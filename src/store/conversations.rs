@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Exec, Filter};
+use super::{notify, Exec, Filter};
 use crate::args;
 use crate::domain::{ChannelKind, Conversation};
 
@@ -86,12 +86,15 @@ pub struct NewConversation {
 }
 
 /// Inserts the conversation unless `(channel_id, external_id)` exists; `None` then. The new row
-/// comes back from the insert itself (a new conversation has nothing unread).
+/// comes back from the insert itself (a new conversation has nothing unread). Inside a
+/// transaction, it first waits for the writers' turn ([`notify::take_turn_to_create`]), so call
+/// it before locking other rows.
 pub async fn create(
     ex: &mut Exec<'_>,
     new: &NewConversation,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<Conversation>> {
+    notify::take_turn_to_create(ex).await?;
     ex.fetch_optional(
         "INSERT INTO conversations (participant_name, participant_identifier, is_active, \
          channel_id, external_id, created_at, updated_at) \

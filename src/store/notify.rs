@@ -4,7 +4,7 @@
 
 use sqlx::postgres::PgListener;
 
-use super::{Db, Tx};
+use super::{Db, Exec, Tx};
 
 /// The `LISTEN`/`NOTIFY` channel every instance listens on.
 const CHANNEL: &str = "switchboard_events";
@@ -35,13 +35,32 @@ pub async fn notify(tx: &mut Tx, payloads: &[String]) -> sqlx::Result<()> {
 /// transaction-scoped advisory lock, released at commit, orders them instead. SQLite has one
 /// writer at a time anyway.
 pub async fn take_writers_turn(tx: &mut Tx) -> sqlx::Result<()> {
-    match tx {
-        Tx::Postgres(conn) => sqlx::query("SELECT pg_advisory_xact_lock($1)")
+    take_turn(&mut tx.exec()).await
+}
+
+/// The writers' turn for a transaction about to create a conversation (see
+/// [`crate::store::conversations::create`]); a no-op outside a PostgreSQL transaction, and
+/// cheap for a webhook batch, which holds the turn already.
+///
+/// Every new conversation also updates its channel's row of `conversation_counts`. A batch that
+/// created one conversation (and so holds that row) and then waits for another that a reply or
+/// `POST /conversations` is inserting, while that insert waits for the row, is a deadlock. With
+/// the turn taken before the insert, they wait for each other in one order only. The caller
+/// must not hold row locks a webhook batch may wait for: creating the conversation comes first.
+pub async fn take_turn_to_create(ex: &mut Exec<'_>) -> sqlx::Result<()> {
+    take_turn(ex).await
+}
+
+async fn take_turn(ex: &mut Exec<'_>) -> sqlx::Result<()> {
+    match ex {
+        Exec::PgConn(conn) => sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(WRITERS_LOCK)
             .execute(&mut **conn)
             .await
             .map(|_| ()),
-        Tx::Sqlite(_) => Ok(()),
+        // On the pool (no transaction) the lock would end with the statement; SQLite has one
+        // writer at a time.
+        _ => Ok(()),
     }
 }
 
