@@ -20,6 +20,7 @@ use crate::jobs;
 use crate::media::MediaStore;
 use crate::metrics::Metrics;
 use crate::outbox::{Dispatch, Outbox};
+use crate::pages::Pages;
 use crate::publish::Publisher;
 use crate::realtime::{Hub, Relay};
 use crate::store::{Db, EventListener, PoolSettings};
@@ -115,6 +116,7 @@ impl App {
             waker,
             job_lease(&config),
         );
+        let pages = Pages::new(config.page_cache_bytes, metrics.clone());
         let state = AppState::new(Services {
             config,
             db,
@@ -125,6 +127,7 @@ impl App {
             assistant,
             ingest,
             media,
+            pages,
             shutdown,
             tasks,
         });

@@ -67,6 +67,10 @@ pub struct Metrics {
     pub outbox_sent: AtomicU64,
     pub outbox_failed: AtomicU64,
     pub outbox_retried: AtomicU64,
+    /// List pages served from memory, built from the database, and answered 304 (src/pages).
+    pub pages_kept: AtomicU64,
+    pub pages_built: AtomicU64,
+    pub pages_not_modified: AtomicU64,
     llm: Mutex<BTreeMap<String, Histogram>>,
 }
 
@@ -76,6 +80,8 @@ pub struct Gauges {
     pub events_published: u64,
     pub events_dropped: u64,
     pub outbox_pending: Option<i64>,
+    /// Bytes of list pages kept in memory.
+    pub pages_kept_bytes: usize,
 }
 
 impl Metrics {
@@ -195,6 +201,30 @@ impl Metrics {
             "Outbound messages failed for good.",
             load(&self.outbox_failed),
         );
+        counter(
+            &mut out,
+            "switchboard_pages_kept_total",
+            "List pages served from memory after their stamp was checked.",
+            load(&self.pages_kept),
+        );
+        counter(
+            &mut out,
+            "switchboard_pages_built_total",
+            "List pages read from the database and serialised (not kept, or stale).",
+            load(&self.pages_built),
+        );
+        counter(
+            &mut out,
+            "switchboard_pages_not_modified_total",
+            "List pages answered 304 from their stamp alone.",
+            load(&self.pages_not_modified),
+        );
+        gauge(
+            &mut out,
+            "switchboard_pages_kept_bytes",
+            "Bytes of list pages kept in memory (PAGE_CACHE_BYTES bounds it).",
+            gauges.pages_kept_bytes as u64,
+        );
         out.push_str("# HELP switchboard_llm_call_duration_seconds LLM calls by outcome (ok, or the fallback reason).\n");
         out.push_str("# TYPE switchboard_llm_call_duration_seconds histogram\n");
         if let Ok(llm) = self.llm.lock() {
@@ -246,6 +276,7 @@ mod tests {
             events_published: 5,
             events_dropped: 1,
             outbox_pending: Some(3),
+            pages_kept_bytes: 4096,
         });
         let labels = r#"method="GET",route="/api/v1/messages",status="200""#;
         assert!(text.contains(&format!(

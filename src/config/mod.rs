@@ -31,6 +31,7 @@
 //! | `ASSISTANT_FALLBACK_REPLY` | a short Spanish "we will answer soon" | the reply when no LLM answers |
 //! | `ASSISTANT_AUTOREPLY` | `false` | `true`: inbound messages on every channel that can send get the assistant's answer through the outbox; or a comma list of channel names |
 //! | `MEDIA_DIR`, `MEDIA_MAX_BYTES` | `./media`, `104857600` | where attachment files are kept (several instances: a directory they share), and the largest kept |
+//! | `PAGE_CACHE_BYTES` | `268435456` | memory for the first pages of the lists clients poll, kept serialised (`src/pages`); `0` keeps none |
 //! | `METRICS_ADDR` | unset | serve `/metrics` there (unguarded, for an internal network) instead of on the main port behind `API_KEYS` |
 //! | `RUST_LOG`, `LOG_FORMAT` | `info`, `pretty` | log filter; `json` for one JSON object per line |
 //!
@@ -86,6 +87,7 @@ pub struct Config {
     pub metrics_addr: Option<std::net::SocketAddr>,
     pub media_dir: std::path::PathBuf,
     pub media_max_bytes: u64,
+    pub page_cache_bytes: usize,
 }
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -144,6 +146,7 @@ impl Config {
                 .map(|d| std::path::PathBuf::from(d.trim()))
                 .unwrap_or_else(|| "media".into()),
             media_max_bytes: vars.bounded("MEDIA_MAX_BYTES", 100 * 1024 * 1024, 1, 1 << 40)?,
+            page_cache_bytes: vars.bounded("PAGE_CACHE_BYTES", 256 << 20, 0, 1 << 40)?,
         })
     }
 

@@ -49,6 +49,7 @@ pub(super) async fn render(State(state): State<AppState>) -> impl IntoResponse {
         events_published: hub.published(),
         events_dropped: hub.dropped(),
         outbox_pending: pending,
+        pages_kept_bytes: state.pages().usage().0,
     };
     (
         [(

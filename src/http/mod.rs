@@ -8,6 +8,7 @@ mod conversations;
 mod docs;
 pub mod extract;
 mod gateway;
+mod lists;
 mod messages;
 pub mod metrics;
 mod middleware;
@@ -31,6 +32,7 @@ use crate::inbox::ingest::Ingest;
 use crate::media::MediaStore;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
+use crate::pages::Pages;
 use crate::publish::Publisher;
 use crate::realtime::{Hub, Relay};
 use crate::store::Db;
@@ -49,6 +51,7 @@ struct Inner {
     assistant: Assistant,
     ingest: Ingest,
     media: MediaStore,
+    pages: Pages,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -64,6 +67,8 @@ pub struct Services {
     pub assistant: Assistant,
     pub ingest: Ingest,
     pub media: MediaStore,
+    /// The first pages of the polled lists, kept serialised.
+    pub pages: Pages,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// Background work that shutdown waits for.
@@ -82,6 +87,7 @@ impl AppState {
             assistant,
             ingest,
             media,
+            pages,
             shutdown,
             tasks,
         } = services;
@@ -95,6 +101,7 @@ impl AppState {
             assistant,
             ingest,
             media,
+            pages,
             shutdown,
             tasks,
         }))
@@ -133,6 +140,10 @@ impl AppState {
     pub fn media(&self) -> &MediaStore {
         &self.0.media
     }
+    /// The kept list pages.
+    pub fn pages(&self) -> &Pages {
+        &self.0.pages
+    }
     /// Where webhook deliveries are queued for group commit.
     pub fn ingest(&self) -> &Ingest {
         &self.0.ingest
@@ -165,10 +176,4 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::router(&state))
         .fallback(system::not_found);
     middleware::wrap(app, &state).with_state(state)
-}
-
-/// A list response: the JSON array, and the size of the filtered set in `X-Total-Count`.
-pub(crate) fn listing<T: serde::Serialize>(items: Vec<T>, total: i64) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    ([("x-total-count", total.to_string())], axum::Json(items)).into_response()
 }

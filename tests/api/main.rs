@@ -18,6 +18,7 @@ mod messages;
 mod metrics;
 mod openapi;
 mod outage;
+mod pages;
 mod properties;
 mod recipients;
 mod restart;
