@@ -58,6 +58,8 @@ struct Background {
     ingest: ingest::Writer,
     /// The durable job runner.
     jobs: jobs::Runner,
+    /// Reads the stamps of kept pages for many requests at once.
+    stamps: crate::pages::Reader,
 }
 
 impl App {
@@ -116,7 +118,7 @@ impl App {
             waker,
             job_lease(&config),
         );
-        let pages = Pages::new(config.page_cache_bytes, metrics.clone());
+        let (pages, stamps) = Pages::new(db.clone(), config.page_cache_bytes, metrics.clone());
         let state = AppState::new(Services {
             config,
             db,
@@ -140,6 +142,7 @@ impl App {
                 metrics: metrics_listener,
                 ingest: ingest_writer,
                 jobs,
+                stamps,
             },
         })
     }
@@ -191,10 +194,12 @@ impl App {
 
 /// Every background task, started in this one place and tracked, so shutdown waits for them.
 /// Workers stop taking new work when `token` is cancelled; the ingest writer stops once the
-/// server, whose requests feed it, has stopped (it ends when the last handle is dropped).
+/// server, whose requests feed it, has stopped (it ends when the last handle is dropped), and
+/// so does the reader of the kept pages' stamps.
 fn start_background(state: &AppState, background: Background, token: &CancellationToken) {
     let tasks = state.tasks();
     tasks.spawn(background.ingest.run());
+    tasks.spawn(background.stamps.run());
     tasks.spawn(state.outbox().clone().run(token.clone()));
     tasks.spawn(background.jobs.run(token.clone()));
     tasks.spawn(crate::maintenance::run(state.db().clone(), token.clone()));

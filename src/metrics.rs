@@ -71,6 +71,8 @@ pub struct Metrics {
     pub pages_kept: AtomicU64,
     pub pages_built: AtomicU64,
     pub pages_not_modified: AtomicU64,
+    /// Queries that read the stamps of a batch of page checks.
+    pub pages_stamp_reads: AtomicU64,
     llm: Mutex<BTreeMap<String, Histogram>>,
 }
 
@@ -218,6 +220,12 @@ impl Metrics {
             "switchboard_pages_not_modified_total",
             "List pages answered 304 from their stamp alone.",
             load(&self.pages_not_modified),
+        );
+        counter(
+            &mut out,
+            "switchboard_pages_stamp_reads_total",
+            "Queries that read the stamps of a batch of page checks (the checks share them).",
+            load(&self.pages_stamp_reads),
         );
         gauge(
             &mut out,

@@ -16,6 +16,9 @@
 
 mod cache;
 pub mod etag;
+mod stamps;
+
+pub use stamps::Reader;
 
 use bytes::Bytes;
 use http::HeaderValue;
@@ -64,9 +67,10 @@ pub enum Served {
     Page(Page),
 }
 
-/// The kept pages of this instance and how they are checked. Cheap to share (`Arc`).
+/// The kept pages of this instance and how they are checked.
 pub struct Pages {
     cache: cache::Cache,
+    stamps: stamps::Stamps,
     metrics: std::sync::Arc<Metrics>,
 }
 
@@ -81,11 +85,15 @@ pub enum Error {
 
 impl Pages {
     /// Keeps at most `capacity` bytes of pages (0: none; every read then builds its page).
-    pub fn new(capacity: usize, metrics: std::sync::Arc<Metrics>) -> Pages {
-        Pages {
+    /// The [`Reader`] of the stamps is to be run as a background task.
+    pub fn new(db: Db, capacity: usize, metrics: std::sync::Arc<Metrics>) -> (Pages, Reader) {
+        let (stamps, reader) = stamps::Stamps::new(db, metrics.clone());
+        let pages = Pages {
             cache: cache::Cache::new(capacity),
+            stamps,
             metrics,
-        }
+        };
+        (pages, reader)
     }
 
     /// The newest `limit` messages of conversation `conversation_id`; `None` when there is no
@@ -97,8 +105,7 @@ impl Pages {
         limit: i64,
         client_has: impl Fn(&HeaderValue) -> bool,
     ) -> Result<Option<Served>, Error> {
-        let mut ex = db.exec();
-        let Some(stamp) = conversations::stamp(&mut ex, conversation_id).await? else {
+        let Some(stamp) = self.stamps.conversation(conversation_id).await? else {
             return Ok(None);
         };
         let key = Key::Messages {
@@ -110,7 +117,7 @@ impl Pages {
             return Ok(Some(served));
         }
         let query = messages::ListQuery::newest(conversation_id, limit);
-        let (items, total) = messages::list(&mut ex, &query).await?;
+        let (items, total) = messages::list(&mut db.exec(), &query).await?;
         let page = self.keep(key, stamp, etag, &items, total)?;
         Ok(Some(Served::Page(page)))
     }
@@ -122,8 +129,7 @@ impl Pages {
         query: &conversations::ListQuery,
         client_has: impl Fn(&HeaderValue) -> bool,
     ) -> Result<Served, Error> {
-        let mut ex = db.exec();
-        let label = conversations::list_stamp(&mut ex).await?;
+        let label = self.stamps.list().await?;
         let key = Key::Conversations {
             channel_id: query.channel_id,
             is_active: query.is_active,
@@ -134,7 +140,7 @@ impl Pages {
         if let Some(served) = self.kept(&key, label.stamp, &etag, &client_has) {
             return Ok(served);
         }
-        let (items, total) = conversations::list(&mut ex, query).await?;
+        let (items, total) = conversations::list(&mut db.exec(), query).await?;
         if !label.settled {
             // A transaction in progress may still commit a smaller stamp: the stamp does not
             // name this content.

@@ -99,6 +99,65 @@ pub async fn list_stamp(ex: &mut Exec<'_>) -> sqlx::Result<Stamp> {
     ex.fetch_one(sql, args![]).await
 }
 
+/// The stamps of conversations `ids` (those that exist) and of the conversations list, in one
+/// query: what a batch of page checks needs.
+pub struct ReadStamps {
+    pub conversations: Vec<(i64, i64)>,
+    pub list: Stamp,
+}
+
+/// One row of [`stamps`]: a conversation's, or the list's (`id` NULL).
+#[derive(sqlx::FromRow)]
+struct StampRow {
+    id: Option<i64>,
+    stamp: i64,
+    settled: bool,
+}
+
+pub async fn stamps(ex: &mut Exec<'_>, ids: &[i64]) -> sqlx::Result<ReadStamps> {
+    // The ids travel as one text argument, so every batch size shares one SQL text: an array
+    // literal for PostgreSQL (`= ANY` reads the primary key), a JSON array for SQLite.
+    let listed = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let (sql, ids) = match ex.backend() {
+        Backend::Postgres => (
+            "SELECT c.id, c.stamp, TRUE AS settled FROM conversations c \
+             WHERE c.id = ANY(CAST($1 AS BIGINT[])) \
+             UNION ALL \
+             SELECT NULL, COALESCE(MAX(stamp), 0), \
+             pg_snapshot_xmin(pg_current_snapshot()) = pg_snapshot_xmax(pg_current_snapshot()) \
+             FROM conversations",
+            format!("{{{listed}}}"),
+        ),
+        Backend::Sqlite => (
+            "SELECT c.id, c.stamp, TRUE AS settled FROM conversations c \
+             WHERE c.id IN (SELECT j.value FROM json_each($1) AS j) \
+             UNION ALL \
+             SELECT NULL, COALESCE(MAX(stamp), 0), TRUE FROM conversations",
+            format!("[{listed}]"),
+        ),
+    };
+    let rows: Vec<StampRow> = ex.fetch_all(sql, args![ids]).await?;
+    let mut read = ReadStamps {
+        conversations: Vec::with_capacity(rows.len()),
+        list: Stamp {
+            stamp: 0,
+            settled: false,
+        },
+    };
+    for row in rows {
+        match row.id {
+            Some(id) => read.conversations.push((id, row.stamp)),
+            None => {
+                read.list = Stamp {
+                    stamp: row.stamp,
+                    settled: row.settled,
+                }
+            }
+        }
+    }
+    Ok(read)
+}
+
 pub async fn get(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<Conversation>> {
     ex.fetch_optional(concat!(select!(), " WHERE c.id = $1"), args![id])
         .await

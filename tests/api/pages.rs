@@ -122,6 +122,8 @@ async fn a_page_is_kept_and_a_stored_message_is_in_the_next_page(backend: Backen
         counter(&app, "switchboard_pages_kept_total").await,
         kept_before + 2
     );
+    // Checked by the batched reader (a failing batch would leave each request to read alone).
+    assert!(counter(&app, "switchboard_pages_stamp_reads_total").await >= 3);
     // Each way of storing a message shows in the very next page, with the total.
     let posted = app
         .message(
