@@ -34,6 +34,8 @@ SELECT 'Message ' || g || ': hola, ¿tenéis mesa para cuatro el sábado por la 
        strftime('%Y-%m-%dT%H:%M:%S+00:00', epoch, 'unixepoch')
 FROM s;
 
+-- The messages_added trigger kept each conversation's count and activity row by row (SQLite
+-- triggers cost little); activity is set again from the messages, as on PostgreSQL.
 UPDATE conversations SET
     last_message_at = (SELECT max("timestamp") FROM messages m WHERE m.conversation_id = conversations.id),
     updated_at = (SELECT max("timestamp") FROM messages m WHERE m.conversation_id = conversations.id);

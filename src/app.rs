@@ -24,6 +24,7 @@ use crate::jobs;
 use crate::media::MediaStore;
 use crate::metrics::Metrics;
 use crate::outbox::{Dispatch, Outbox};
+use crate::pages::Pages;
 use crate::publish::Publisher;
 use crate::realtime::{Hub, Relay};
 use crate::store::jobs::JobKind;
@@ -70,6 +71,8 @@ struct Background {
     event_webhooks: Option<event_webhooks::Worker>,
     /// The reader of `EMAIL_IMAP_URL`'s mailbox, when configured.
     email: Option<email::Reader>,
+    /// Reads the stamps of kept pages for many requests at once.
+    stamps: crate::pages::Reader,
 }
 
 impl App {
@@ -154,6 +157,7 @@ impl App {
             waker,
             job_leases(&config),
         );
+        let (pages, stamps) = Pages::new(db.clone(), config.page_cache_bytes, metrics.clone());
         let state = AppState::new(Services {
             config,
             db,
@@ -166,6 +170,7 @@ impl App {
             media,
             email_health,
             attachments,
+            pages,
             shutdown,
             tasks,
         });
@@ -180,6 +185,7 @@ impl App {
                 jobs,
                 event_webhooks: event_worker,
                 email: email_reader,
+                stamps,
             },
         })
     }
@@ -231,10 +237,12 @@ impl App {
 
 /// Every background task, started in this one place and tracked, so shutdown waits for them.
 /// Workers stop taking new work when `token` is cancelled; the ingest writer stops once the
-/// server, whose requests feed it, has stopped (it ends when the last handle is dropped).
+/// server, whose requests feed it, has stopped (it ends when the last handle is dropped), and
+/// so does the reader of the kept pages' stamps.
 fn start_background(state: &AppState, background: Background, token: &CancellationToken) {
     let tasks = state.tasks();
     tasks.spawn(background.ingest.run());
+    tasks.spawn(background.stamps.run());
     tasks.spawn(state.outbox().clone().run(token.clone()));
     tasks.spawn(background.jobs.run(token.clone()));
     if let Some(worker) = background.event_webhooks {

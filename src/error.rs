@@ -139,6 +139,15 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<crate::pages::Error> for ApiError {
+    fn from(e: crate::pages::Error) -> Self {
+        match e {
+            crate::pages::Error::Database(e) => e.into(),
+            crate::pages::Error::Serialise(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<crate::inbox::ingest::IngestError> for ApiError {
     fn from(e: crate::inbox::ingest::IngestError) -> Self {
         use crate::inbox::ingest::IngestError;

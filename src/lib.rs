@@ -36,6 +36,8 @@ pub mod media;
 pub mod metrics;
 /// Outbound delivery: store first, send through the channel's provider, retry in the background.
 pub mod outbox;
+/// The first pages of the polled lists, kept serialised and checked against the store's stamps.
+pub mod pages;
 /// The unit of work every write goes through: store, commit, then publish.
 pub mod publish;
 /// The WebSocket hub and per-connection loops.

@@ -76,6 +76,12 @@ pub struct Metrics {
     pub email_mails_fetched: AtomicU64,
     pub email_mails_imported: AtomicU64,
     pub email_read_failures: AtomicU64,
+    /// List pages served from memory, built from the database, and answered 304 (src/pages).
+    pub pages_kept: AtomicU64,
+    pub pages_built: AtomicU64,
+    pub pages_not_modified: AtomicU64,
+    /// Queries that read the stamps of a batch of page checks.
+    pub pages_stamp_reads: AtomicU64,
     llm: Mutex<BTreeMap<String, Histogram>>,
 }
 
@@ -87,6 +93,8 @@ pub struct Gauges {
     pub outbox_pending: Option<i64>,
     /// Events waiting for the event webhook's receiver (`None`: not configured, or unknown).
     pub event_webhooks_pending: Option<i64>,
+    /// Bytes of list pages kept in memory.
+    pub pages_kept_bytes: usize,
 }
 
 impl Metrics {
@@ -250,6 +258,36 @@ impl Metrics {
             "Attempts to read the IMAP mailbox that failed (retried with backoff).",
             load(&self.email_read_failures),
         );
+        counter(
+            &mut out,
+            "switchboard_pages_kept_total",
+            "List pages served from memory after their stamp was checked.",
+            load(&self.pages_kept),
+        );
+        counter(
+            &mut out,
+            "switchboard_pages_built_total",
+            "List pages read from the database and serialised (not kept, or stale).",
+            load(&self.pages_built),
+        );
+        counter(
+            &mut out,
+            "switchboard_pages_not_modified_total",
+            "List pages answered 304 from their stamp alone.",
+            load(&self.pages_not_modified),
+        );
+        counter(
+            &mut out,
+            "switchboard_pages_stamp_reads_total",
+            "Queries that read the stamps of a batch of page checks (the checks share them).",
+            load(&self.pages_stamp_reads),
+        );
+        gauge(
+            &mut out,
+            "switchboard_pages_kept_bytes",
+            "Bytes of list pages kept in memory (PAGE_CACHE_BYTES bounds it).",
+            gauges.pages_kept_bytes as u64,
+        );
         out.push_str("# HELP switchboard_llm_call_duration_seconds LLM calls by outcome (ok, or the fallback reason).\n");
         out.push_str("# TYPE switchboard_llm_call_duration_seconds histogram\n");
         if let Ok(llm) = self.llm.lock() {
@@ -302,6 +340,7 @@ mod tests {
             events_dropped: 1,
             outbox_pending: Some(3),
             event_webhooks_pending: None,
+            pages_kept_bytes: 4096,
         });
         let labels = r#"method="GET",route="/api/v1/messages",status="200""#;
         assert!(text.contains(&format!(

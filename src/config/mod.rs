@@ -47,6 +47,7 @@
 //! | `EMAIL_BACKFILL_HOURS` | `24` | on the very first start, mails that arrived this far back are imported |
 //! | `EMAIL_TIMEOUT_SECS` | `30` | one IMAP command's, or one SMTP send's, time limit |
 //! | `EMAIL_CA_FILE` | unset | PEM certificates trusted besides the public roots (a company's own CA) |
+//! | `PAGE_CACHE_BYTES` | `268435456` | memory for the first pages of the lists clients poll, kept serialised (`src/pages`); `0` keeps none |
 //! | `METRICS_ADDR` | unset | serve `/metrics` there (unguarded, for an internal network) instead of on the main port behind `API_KEYS` |
 //! | `RUST_LOG`, `LOG_FORMAT` | `info`, `pretty` | log filter; `json` for one JSON object per line |
 //!
@@ -115,6 +116,7 @@ pub struct Config {
     pub media_max_bytes: u64,
     pub media_fetch: MediaFetch,
     pub event_webhook: Option<EventWebhook>,
+    pub page_cache_bytes: usize,
 }
 
 /// A configuration error: which variable, and what is wrong with it.
@@ -177,6 +179,7 @@ impl Config {
             media_max_bytes: vars.bounded("MEDIA_MAX_BYTES", 100 * 1024 * 1024, 1, 1 << 40)?,
             media_fetch: vars.media_fetch()?,
             event_webhook: vars.event_webhook()?,
+            page_cache_bytes: vars.bounded("PAGE_CACHE_BYTES", 256 << 20, 0, 1 << 40)?,
         })
     }
 

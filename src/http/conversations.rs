@@ -8,9 +8,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer};
 
-use super::docs::{BodyErrors, ConversationFilters, ItemErrors, ListErrors, MessageFilters};
+use super::docs::{
+    BodyErrors, ConversationFilters, ItemErrors, ListErrors, MessageFilters, NotModified,
+    Revalidation,
+};
 use super::extract::{check_id_len, JsonBody, Params, PathId};
-use super::{listing, messages, AppState};
+use super::lists::{self, IfNoneMatch};
+use super::{messages, AppState};
 use crate::channels::rules;
 use crate::domain::{now, Change, ChannelKind, Conversation, Message};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -24,9 +28,13 @@ pub fn router() -> Router<AppState> {
         .route("/conversations/{id}/messages", get(list_messages))
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations", operation_id = "list_conversations", tag = "conversations", params(ConversationFilters), responses((status = 200, description = "A page of conversations", body = Vec<Conversation>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ListErrors), security((), ("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/conversations", operation_id = "list_conversations", tag = "conversations", params(ConversationFilters, Revalidation), responses((status = 200, description = "A page of conversations", body = Vec<Conversation>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"), ("etag" = String, description = "Weak tag of this page: send it as If-None-Match to revalidate"), ("cache-control" = String, description = "private, no-cache"))), NotModified, ListErrors), security((), ("api_key" = []), ("bearer" = [])))]
 /// Conversations, newest activity first.
-pub(super) async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    params: Params,
+    client: IfNoneMatch,
+) -> ApiResult<Response> {
     let (limit, offset) = params.page()?;
     let query = conversations::ListQuery {
         channel_id: params.int("channel_id")?,
@@ -34,8 +42,15 @@ pub(super) async fn list(State(state): State<AppState>, params: Params) -> ApiRe
         limit,
         offset,
     };
+    if offset == 0 {
+        let served = state
+            .pages()
+            .conversations(state.db(), &query, |e| client.has(e))
+            .await?;
+        return Ok(lists::served(served));
+    }
     let (items, total) = conversations::list(&mut state.db().exec(), &query).await?;
-    Ok(listing(items, total))
+    lists::listing(&items, total, &client)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -157,21 +172,32 @@ pub(super) async fn mark_read(
     Ok(Json(conversation))
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", operation_id = "list_conversation_messages", tag = "conversations", params(("id" = i64, Path, description = "Conversation id"), MessageFilters), responses((status = 200, description = "A page of messages", body = Vec<Message>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ItemErrors), security((), ("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", operation_id = "list_conversation_messages", tag = "conversations", params(("id" = i64, Path, description = "Conversation id"), MessageFilters, Revalidation), responses((status = 200, description = "A page of messages", body = Vec<Message>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"), ("etag" = String, description = "Weak tag of this page: send it as If-None-Match to revalidate"), ("cache-control" = String, description = "private, no-cache"))), NotModified, ItemErrors), security((), ("api_key" = []), ("bearer" = [])))]
 /// The conversation's messages (same filters as GET /messages).
 pub(super) async fn list_messages(
     State(state): State<AppState>,
     PathId(id): PathId,
     params: Params,
+    client: IfNoneMatch,
 ) -> ApiResult<Response> {
     let mut query = messages::list_query(&params)?;
-    if conversations::get(&mut state.db().exec(), id)
+    query.conversation_id = Some(id);
+    if query.newest_page_of().is_some() {
+        return match state
+            .pages()
+            .messages(state.db(), id, query.limit, |e| client.has(e))
+            .await?
+        {
+            Some(served) => Ok(lists::served(served)),
+            None => Err(ApiError::not_found("conversation")),
+        };
+    }
+    if conversations::stamp(&mut state.db().exec(), id)
         .await?
         .is_none()
     {
         return Err(ApiError::not_found("conversation"));
     }
-    query.conversation_id = Some(id);
     let (items, total) = store::messages::list(&mut state.db().exec(), &query).await?;
-    Ok(listing(items, total))
+    lists::listing(&items, total, &client)
 }

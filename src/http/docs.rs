@@ -61,6 +61,23 @@ pub enum BodyErrors {
     Unavailable(ErrorBody),
 }
 
+/// The answer to a list request whose `If-None-Match` names the current page.
+#[derive(IntoResponses)]
+#[response(
+    status = 304,
+    description = "The copy named in If-None-Match is current: no body, the same ETag"
+)]
+pub struct NotModified;
+
+/// Revalidation of a list page a client already holds.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct Revalidation {
+    /// The `ETag` of the copy held (or a list of them, or `*`): 304 when it is still current.
+    #[param(rename = "If-None-Match")]
+    pub if_none_match: Option<String>,
+}
+
 /// Query of `GET /conversations`.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -8,9 +8,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::docs::{BodyErrors, ItemErrors, ListErrors, MessageFilters};
+use super::docs::{BodyErrors, ItemErrors, ListErrors, MessageFilters, NotModified, Revalidation};
 use super::extract::{check_id_len, JsonBody, Params, PathId};
-use super::{listing, AppState};
+use super::lists::{self, IfNoneMatch};
+use super::AppState;
 use crate::domain::{now, parse_timestamp, Change, ChannelKind, Direction, Message, Order, Status};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::store::{self, messages};
@@ -64,12 +65,26 @@ pub(super) fn list_query(params: &Params) -> ApiResult<messages::ListQuery> {
     })
 }
 
-#[utoipa::path(get, path = "/api/v1/messages", operation_id = "list_messages", tag = "messages", params(MessageFilters), responses((status = 200, description = "A page of messages", body = Vec<Message>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"))), ListErrors), security((), ("api_key" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/messages", operation_id = "list_messages", tag = "messages", params(MessageFilters, Revalidation), responses((status = 200, description = "A page of messages", body = Vec<Message>, headers(("x-total-count" = i64, description = "Size of the filtered set before limit and offset"), ("etag" = String, description = "Weak tag of this page: send it as If-None-Match to revalidate"), ("cache-control" = String, description = "private, no-cache"))), NotModified, ListErrors), security((), ("api_key" = []), ("bearer" = [])))]
 /// Messages by timestamp (ties by id), with filters.
-pub(super) async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    params: Params,
+    client: IfNoneMatch,
+) -> ApiResult<Response> {
     let query = list_query(&params)?;
+    if let Some(conversation_id) = query.newest_page_of() {
+        let kept = state
+            .pages()
+            .messages(state.db(), conversation_id, query.limit, |e| client.has(e))
+            .await?;
+        // No such conversation: the plain path answers its empty list.
+        if let Some(served) = kept {
+            return Ok(lists::served(served));
+        }
+    }
     let (items, total) = messages::list(&mut state.db().exec(), &query).await?;
-    Ok(listing(items, total))
+    lists::listing(&items, total, &client)
 }
 
 #[utoipa::path(get, path = "/api/v1/messages/{id}", operation_id = "get_message", tag = "messages", params(("id" = i64, Path, description = "Message id")), responses((status = 200, description = "The message", body = Message), ItemErrors), security((), ("api_key" = []), ("bearer" = [])))]

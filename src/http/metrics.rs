@@ -56,6 +56,7 @@ pub(super) async fn render(State(state): State<AppState>) -> impl IntoResponse {
         events_dropped: hub.dropped(),
         outbox_pending: pending,
         event_webhooks_pending,
+        pages_kept_bytes: state.pages().usage().0,
     };
     (
         [(

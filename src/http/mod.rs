@@ -10,6 +10,7 @@ mod docs;
 pub mod extract;
 mod file_response;
 mod gateway;
+mod lists;
 mod messages;
 pub mod metrics;
 mod middleware;
@@ -35,6 +36,7 @@ use crate::inbox::ingest::Ingest;
 use crate::media::MediaStore;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
+use crate::pages::Pages;
 use crate::publish::Publisher;
 use crate::realtime::{Hub, Relay};
 use crate::store::Db;
@@ -55,6 +57,7 @@ struct Inner {
     media: MediaStore,
     email_health: Option<email::Health>,
     attachments: Attachments,
+    pages: Pages,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -74,6 +77,8 @@ pub struct Services {
     pub email_health: Option<email::Health>,
     /// Fetches and opens attachment files.
     pub attachments: Attachments,
+    /// The first pages of the polled lists, kept serialised.
+    pub pages: Pages,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
     /// Background work that shutdown waits for.
@@ -94,6 +99,7 @@ impl AppState {
             media,
             email_health,
             attachments,
+            pages,
             shutdown,
             tasks,
         } = services;
@@ -109,6 +115,7 @@ impl AppState {
             media,
             email_health,
             attachments,
+            pages,
             shutdown,
             tasks,
         }))
@@ -155,6 +162,10 @@ impl AppState {
     pub fn email_health(&self) -> Option<&email::Health> {
         self.0.email_health.as_ref()
     }
+    /// The kept list pages.
+    pub fn pages(&self) -> &Pages {
+        &self.0.pages
+    }
     /// Where webhook deliveries are queued for group commit.
     pub fn ingest(&self) -> &Ingest {
         &self.0.ingest
@@ -194,10 +205,4 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::router(&state))
         .fallback(system::not_found);
     middleware::wrap(app, &state).with_state(state)
-}
-
-/// A list response: the JSON array, and the size of the filtered set in `X-Total-Count`.
-pub(crate) fn listing<T: serde::Serialize>(items: Vec<T>, total: i64) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    ([("x-total-count", total.to_string())], axum::Json(items)).into_response()
 }

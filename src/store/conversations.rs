@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{notify, Exec, Filter};
+use super::{notify, Backend, Exec, Filter};
 use crate::args;
 use crate::domain::{ChannelKind, Conversation};
 
@@ -57,6 +57,105 @@ pub async fn list(ex: &mut Exec<'_>, q: &ListQuery) -> sqlx::Result<(Vec<Convers
         columns!()
     );
     super::page(ex, &sql, &count, filter.args, filter_args).await
+}
+
+/// The conversation's stamp ([`crate::pages`]): it changes in the transaction of every change
+/// to what the lists show of the conversation or its messages. `None`: no such conversation.
+pub async fn stamp(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<i64>> {
+    let found: Option<super::Count> = ex
+        .fetch_optional(
+            "SELECT stamp AS n FROM conversations WHERE id = $1",
+            args![id],
+        )
+        .await?;
+    Ok(found.map(|s| s.n))
+}
+
+/// The stamp of the conversations list: the largest conversation stamp, which any committed
+/// change to any conversation raises.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct Stamp {
+    pub stamp: i64,
+    /// Whether no transaction was in progress when it was read, so that every stamp drawn but
+    /// not yet visible is larger: only then may a page read afterwards be labelled with it.
+    /// PostgreSQL draws stamps from a sequence, out of commit order (a transaction may commit
+    /// stamp 7 after another committed 8); each writer takes its transaction id before its
+    /// stamp, so an empty snapshot (`xmin = xmax`) leaves none behind. SQLite writes one
+    /// transaction at a time, in stamp order: always settled.
+    pub settled: bool,
+}
+
+pub async fn list_stamp(ex: &mut Exec<'_>) -> sqlx::Result<Stamp> {
+    let sql = match ex.backend() {
+        Backend::Postgres => {
+            "SELECT COALESCE(MAX(stamp), 0) AS stamp, \
+             pg_snapshot_xmin(pg_current_snapshot()) = pg_snapshot_xmax(pg_current_snapshot()) \
+             AS settled FROM conversations"
+        }
+        Backend::Sqlite => {
+            "SELECT COALESCE(MAX(stamp), 0) AS stamp, TRUE AS settled FROM conversations"
+        }
+    };
+    ex.fetch_one(sql, args![]).await
+}
+
+/// The stamps of conversations `ids` (those that exist) and of the conversations list, in one
+/// query: what a batch of page checks needs.
+pub struct ReadStamps {
+    pub conversations: Vec<(i64, i64)>,
+    pub list: Stamp,
+}
+
+/// One row of [`stamps`]: a conversation's, or the list's (`id` NULL).
+#[derive(sqlx::FromRow)]
+struct StampRow {
+    id: Option<i64>,
+    stamp: i64,
+    settled: bool,
+}
+
+pub async fn stamps(ex: &mut Exec<'_>, ids: &[i64]) -> sqlx::Result<ReadStamps> {
+    // The ids travel as one text argument, so every batch size shares one SQL text: an array
+    // literal for PostgreSQL (`= ANY` reads the primary key), a JSON array for SQLite.
+    let listed = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let (sql, ids) = match ex.backend() {
+        Backend::Postgres => (
+            "SELECT c.id, c.stamp, TRUE AS settled FROM conversations c \
+             WHERE c.id = ANY(CAST($1 AS BIGINT[])) \
+             UNION ALL \
+             SELECT NULL, COALESCE(MAX(stamp), 0), \
+             pg_snapshot_xmin(pg_current_snapshot()) = pg_snapshot_xmax(pg_current_snapshot()) \
+             FROM conversations",
+            format!("{{{listed}}}"),
+        ),
+        Backend::Sqlite => (
+            "SELECT c.id, c.stamp, TRUE AS settled FROM conversations c \
+             WHERE c.id IN (SELECT j.value FROM json_each($1) AS j) \
+             UNION ALL \
+             SELECT NULL, COALESCE(MAX(stamp), 0), TRUE FROM conversations",
+            format!("[{listed}]"),
+        ),
+    };
+    let rows: Vec<StampRow> = ex.fetch_all(sql, args![ids]).await?;
+    let mut read = ReadStamps {
+        conversations: Vec::with_capacity(rows.len()),
+        list: Stamp {
+            stamp: 0,
+            settled: false,
+        },
+    };
+    for row in rows {
+        match row.id {
+            Some(id) => read.conversations.push((id, row.stamp)),
+            None => {
+                read.list = Stamp {
+                    stamp: row.stamp,
+                    settled: row.settled,
+                }
+            }
+        }
+    }
+    Ok(read)
 }
 
 pub async fn get(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<Conversation>> {
@@ -161,25 +260,6 @@ pub async fn mark_read(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<u64> {
         args![id],
     )
     .await
-}
-
-/// Moves the conversation's activity forward to `at` (never backwards: messages may arrive out
-/// of order).
-pub async fn touch(
-    ex: &mut Exec<'_>,
-    id: i64,
-    at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    ex.execute(
-        "UPDATE conversations SET \
-         last_message_at = CASE WHEN last_message_at IS NULL OR last_message_at < $2 \
-                                THEN $2 ELSE last_message_at END, \
-         updated_at = $3 WHERE id = $1",
-        args![id, at, now],
-    )
-    .await
-    .map(|_| ())
 }
 
 /// What [`upsert`] did.

@@ -114,6 +114,14 @@ pub enum Exec<'c> {
 }
 
 impl Exec<'_> {
+    /// Which database the queries run on (for the few that differ by dialect).
+    pub fn backend(&self) -> Backend {
+        match self {
+            Exec::PgPool(_) | Exec::PgConn(_) => Backend::Postgres,
+            Exec::SqlitePool(_) | Exec::SqliteConn(_) => Backend::Sqlite,
+        }
+    }
+
     pub async fn fetch_all<T: Record>(
         &mut self,
         sql: &str,

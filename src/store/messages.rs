@@ -40,6 +40,39 @@ pub struct ListQuery {
     pub offset: i64,
 }
 
+impl ListQuery {
+    /// The newest `limit` messages of a conversation: the page every client opens first.
+    pub fn newest(conversation_id: i64, limit: i64) -> ListQuery {
+        ListQuery {
+            conversation_id: Some(conversation_id),
+            channel: None,
+            direction: None,
+            before_id: None,
+            after_id: None,
+            order: Order::Desc,
+            limit,
+            offset: 0,
+        }
+    }
+
+    /// The conversation whose newest page this is (as [`ListQuery::newest`] builds it).
+    pub fn newest_page_of(&self) -> Option<i64> {
+        let id = self.conversation_id?;
+        let newest = self.is_whole_conversation() && self.order == Order::Desc && self.offset == 0;
+        newest.then_some(id)
+    }
+
+    /// Whether the filtered set is one conversation's messages, all of them (whatever the
+    /// order and page): its size is then the conversation's trigger-kept `message_count`.
+    fn is_whole_conversation(&self) -> bool {
+        self.conversation_id.is_some()
+            && self.channel.is_none()
+            && self.direction.is_none()
+            && self.before_id.is_none()
+            && self.after_id.is_none()
+    }
+}
+
 /// One page in timestamp order (ties by id), and the size of the whole filtered set.
 pub async fn list(ex: &mut Exec<'_>, q: &ListQuery) -> sqlx::Result<(Vec<Message>, i64)> {
     let mut filter = Filter::default();
@@ -59,7 +92,13 @@ pub async fn list(ex: &mut Exec<'_>, q: &ListQuery) -> sqlx::Result<(Vec<Message
         filter.and("m.id > ?", id);
     }
     let where_clause = filter.where_clause();
-    let count = format!("SELECT COUNT(*) AS n FROM messages m {where_clause}");
+    let count = if q.is_whole_conversation() {
+        // $1 is the conversation: its only filter.
+        "SELECT COALESCE((SELECT c.message_count FROM conversations c WHERE c.id = $1), 0) AS n"
+            .to_string()
+    } else {
+        format!("SELECT COUNT(*) AS n FROM messages m {where_clause}")
+    };
     let filter_args = filter.args.len();
     let dir = match q.order {
         Order::Asc => "ASC",
@@ -117,18 +156,18 @@ pub struct NewMessage {
     pub recipient: Option<String>,
 }
 
-/// Inserts the message and moves its conversation's activity forward. `None` when a unique
-/// key already holds it: the channel has this `external_message_id` (a redelivery), or the
-/// message it replies to already has its reply. Nothing is written then. The stored row comes
-/// back from the insert itself.
+/// Inserts the message; its conversation's activity moves forward and its count and stamp
+/// change in the same statement (the `messages_added` trigger). `None` when a unique key
+/// already holds it: the channel has this `external_message_id` (a redelivery), or the message
+/// it replies to already has its reply. Nothing is written then. The stored row comes back
+/// from the insert itself.
 pub async fn insert(
     ex: &mut Exec<'_>,
     new: &NewMessage,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<Message>> {
-    let stored: Option<Message> = ex
-        .fetch_optional(
-            "INSERT INTO messages (content, message_type, direction, sender_name, \
+    ex.fetch_optional(
+        "INSERT INTO messages (content, message_type, direction, sender_name, \
              sender_identifier, \"timestamp\", message_metadata, conversation_id, channel_id, \
              external_message_id, is_read, status, error, created_at, reply_to_message_id, \
              recipient) \
@@ -137,30 +176,26 @@ pub async fn insert(
              RETURNING id, content, message_type, direction, sender_name, sender_identifier, \
              \"timestamp\", message_metadata, conversation_id, external_message_id, is_read, \
              created_at, status, error, channel_id AS channel, attachment_count",
-            args![
-                new.content.clone(),
-                new.message_type.clone(),
-                new.direction,
-                new.sender_name.clone(),
-                new.sender_identifier.clone(),
-                new.timestamp,
-                new.message_metadata.clone(),
-                new.conversation_id,
-                new.channel,
-                new.external_message_id.clone(),
-                new.is_read,
-                new.status,
-                new.error.clone(),
-                now,
-                new.reply_to_message_id,
-                new.recipient.clone()
-            ],
-        )
-        .await?;
-    if stored.is_some() {
-        super::conversations::touch(ex, new.conversation_id, new.timestamp, now).await?;
-    }
-    Ok(stored)
+        args![
+            new.content.clone(),
+            new.message_type.clone(),
+            new.direction,
+            new.sender_name.clone(),
+            new.sender_identifier.clone(),
+            new.timestamp,
+            new.message_metadata.clone(),
+            new.conversation_id,
+            new.channel,
+            new.external_message_id.clone(),
+            new.is_read,
+            new.status,
+            new.error.clone(),
+            now,
+            new.reply_to_message_id,
+            new.recipient.clone()
+        ],
+    )
+    .await
 }
 
 /// Sets `is_read`; `None` when the message does not exist.

@@ -24,6 +24,7 @@ mod messages;
 mod metrics;
 mod openapi;
 mod outage;
+mod pages;
 mod properties;
 mod recipients;
 mod restart;
