@@ -75,8 +75,8 @@ pub use self::assistant::{
     Assistant, AutoReply, Llm, DEFAULT_FALLBACK_REPLY, DEFAULT_SYSTEM_PROMPT,
 };
 pub use self::channels::{GatewaySend, MetaWebhook, Outbox, WhatsApp};
-pub use self::events::EventWebhook;
 pub use self::email::{is_loopback, Email, ImapServer, Security, SmtpServer};
+pub use self::events::EventWebhook;
 pub use self::instagram::Instagram;
 pub use self::media::MediaFetch;
 pub use self::secret::{KeySet, Secret};

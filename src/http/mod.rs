@@ -20,6 +20,7 @@ pub mod serve;
 mod swagger_ui;
 mod system;
 mod webhook;
+mod websocket;
 
 use std::sync::Arc;
 

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,19 +10,8 @@ use axum::Json;
 use serde::Serialize;
 
 use super::extract::Params;
-use super::{auth, AppState};
+use super::{auth, websocket, AppState};
 use crate::error::{ApiError, ErrorBody};
-use crate::realtime::socket;
-
-/// Largest frame a client may send: clients only send small control frames.
-const MAX_CLIENT_FRAME: usize = 64 * 1024;
-/// A socket's read buffer.
-const READ_BUFFER: usize = 4 * 1024;
-/// A socket's write buffer may not grow past this. The socket loop waits for the buffer to be
-/// written out before it adds a frame, so it never holds more than about two frames and this
-/// cap does not bound a slow peer's memory (the hub's bounds do); it only refuses a single
-/// frame larger than itself.
-const MAX_WRITE_BUFFER: usize = 4 * 1024 * 1024;
 
 /// `GET /` without an upgrade.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -110,32 +98,7 @@ pub async fn root(State(state): State<AppState>, request: Request) -> Response {
     if let Err(e) = auth::check(&state, &parts.headers, query_key) {
         return e.into_response();
     }
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-        Ok(u) => u,
-        Err(rejection) => {
-            return ApiError::Client {
-                status: rejection.status(),
-                code: "bad_upgrade",
-                detail: rejection.body_text(),
-            }
-            .into_response()
-        }
-    };
-    let hub = state.hub().clone();
-    let shutdown = state.shutdown().clone();
-    let ping_every = state.config().ws_ping_interval;
-    let tracker = state.tasks().clone();
-    // Memory per idle socket: the default read buffer is 128 KiB, allocated (and zero-filled)
-    // up front; clients only send tiny frames. Writes go out eagerly instead of collecting in a
-    // 128 KiB buffer: every event is flushed at once anyway. The write queue is capped, so a
-    // stuck peer errors out instead of holding events.
-    upgrade
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_write_buffer_size(MAX_WRITE_BUFFER)
-        .max_message_size(MAX_CLIENT_FRAME)
-        .max_frame_size(MAX_CLIENT_FRAME)
-        .on_upgrade(move |ws| tracker.track_future(socket::run(ws, hub, shutdown, ping_every)))
+    websocket::accept(&state, parts)
 }
 
 #[utoipa::path(get, path = "/health", operation_id = "health", tag = "system",

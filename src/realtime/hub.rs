@@ -1,11 +1,12 @@
-//! The broadcast hub. Each event is serialised once into shared bytes and appended to one ring,
-//! numbered in sequence; every socket reads the ring through a cursor of its own
-//! ([`Subscription`]). An event is kept until every socket subscribed when it was published has
-//! taken it, and no longer than the ring's bounds allow: at most `WS_QUEUE_CAPACITY` events and
-//! `WS_QUEUE_BYTES` bytes. Past either bound the oldest events are evicted, and a socket whose
-//! cursor has fallen behind the ring's start is told with `resync` how many events it missed.
-//! So what slow clients cost is bounded whatever the size of the events, they never hold back
-//! the others, and when every socket keeps up the ring is empty.
+//! The broadcast hub. Each event is serialised and framed once ([`Frame`]: shared bytes that
+//! every socket writes as they are) and appended to one ring, numbered in sequence; every
+//! socket reads the ring through a cursor of its own ([`Subscription`]). An event is kept
+//! until every socket subscribed when it was published has taken it, and no longer than the
+//! ring's bounds allow: at most `WS_QUEUE_CAPACITY` events and `WS_QUEUE_BYTES` bytes. Past
+//! either bound the oldest events are evicted, and a socket whose cursor has fallen behind the
+//! ring's start is told with `resync` how many events it missed. So what slow clients cost is
+//! bounded whatever the size of the events, they never hold back the others, and when every
+//! socket keeps up the ring is empty.
 //!
 //! Invariants: sequence numbers grow by one per event; `bytes` is the sum of the lengths of the
 //! events still held; a slot's `readers` counts the subscriptions that have yet to take it,
@@ -16,9 +17,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use axum::extract::ws::Utf8Bytes;
 use tokio::sync::watch;
 
+use super::frame::Frame;
 use super::Event;
 
 pub struct Hub {
@@ -43,7 +44,7 @@ struct Ring {
 }
 
 struct Slot {
-    text: Utf8Bytes,
+    frame: Frame,
     /// Subscriptions that have yet to take this event.
     readers: usize,
 }
@@ -62,8 +63,8 @@ impl Ring {
             };
             slot.readers = slot.readers.saturating_sub(1);
             if slot.readers == 0 {
-                self.bytes -= slot.text.len();
-                slot.text = Utf8Bytes::from_static("");
+                self.bytes -= slot.frame.len();
+                slot.frame = Frame::empty();
             }
         }
         // Events everyone has taken leave the ring; nobody can miss them.
@@ -89,7 +90,7 @@ pub struct Subscription<'a> {
 pub struct Batch {
     /// Events evicted before this socket got them (it is to be sent `resync`).
     pub missed: u64,
-    pub events: Vec<Utf8Bytes>,
+    pub events: Vec<Frame>,
 }
 
 impl Subscription<'_> {
@@ -119,12 +120,12 @@ impl Subscription<'_> {
         let (mut next, mut bytes) = (from, 0);
         while let Some(slot) = ring.slots.get((next - ring.start) as usize) {
             if events.len() == max_events
-                || (!events.is_empty() && bytes + slot.text.len() > max_bytes)
+                || (!events.is_empty() && bytes + slot.frame.len() > max_bytes)
             {
                 break;
             }
-            bytes += slot.text.len();
-            events.push(slot.text.clone());
+            bytes += slot.frame.len();
+            events.push(slot.frame.clone());
             next += 1;
         }
         ring.release(from, next);
@@ -163,40 +164,51 @@ impl Hub {
 
     /// Sends `event` to every connected socket.
     pub fn publish(&self, event: &Event<'_>) {
-        self.publish_text(exact(event.to_json()));
+        self.publish_frames([Frame::text(&event.to_json())]);
     }
 
     /// Sends an already serialised event (from another instance) to every socket.
-    pub fn publish_text(&self, text: Utf8Bytes) {
-        self.published.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut ring = self.lock();
-            if ring.subscribers == 0 && ring.slots.is_empty() {
-                // Nobody to keep it for; the sequence still moves on.
-                ring.start += 1;
-                return;
-            }
-            ring.bytes += text.len();
-            let readers = ring.subscribers;
-            ring.slots.push_back(Slot { text, readers });
-            while ring.slots.len() > self.capacity
-                || (ring.bytes > self.max_bytes && ring.slots.len() > 1)
-            {
-                if let Some(old) = ring.slots.pop_front() {
-                    ring.bytes -= old.text.len();
-                    ring.start += 1;
-                }
-            }
-        }
-        // Outside the lock: the woken sockets take it at once.
-        self.signal.send_replace(());
+    pub fn publish_text(&self, text: &str) {
+        self.publish_frames([Frame::text(text)]);
     }
 
     /// Publishes committed changes, in order.
     pub fn publish_all(&self, changes: &[super::Change]) {
-        for change in changes {
-            self.publish(&change.event());
+        self.publish_frames(changes.iter().map(|c| Frame::text(&c.event().to_json())));
+    }
+
+    /// Appends `frames` to the ring, then wakes the sockets once for all of them.
+    fn publish_frames(&self, frames: impl IntoIterator<Item = Frame>) {
+        // Serialised before the lock is taken: sockets on other threads take from the ring
+        // meanwhile.
+        let frames: Vec<Frame> = frames.into_iter().collect();
+        {
+            let mut ring = self.lock();
+            for frame in frames {
+                self.published.fetch_add(1, Ordering::Relaxed);
+                if ring.subscribers == 0 && ring.slots.is_empty() {
+                    // Nobody to keep it for; the sequence still moves on.
+                    ring.start += 1;
+                    continue;
+                }
+                ring.bytes += frame.len();
+                let readers = ring.subscribers;
+                ring.slots.push_back(Slot { frame, readers });
+                while ring.slots.len() > self.capacity
+                    || (ring.bytes > self.max_bytes && ring.slots.len() > 1)
+                {
+                    if let Some(old) = ring.slots.pop_front() {
+                        ring.bytes -= old.frame.len();
+                        ring.start += 1;
+                    }
+                }
+            }
+            if ring.slots.is_empty() {
+                return;
+            }
         }
+        // Outside the lock: the woken sockets take the events at once.
+        self.signal.send_replace(());
     }
 
     /// A cursor at the ring's end: the socket gets every event published from now on.
@@ -248,17 +260,6 @@ impl Hub {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
-}
-
-/// The event's JSON in an allocation of exactly its length. `serde_json` grows its buffer by
-/// doubling, so up to half of it is spare capacity, which shared bytes would keep for as long
-/// as the event is queued; and an allocator may not shrink in place (mimalloc keeps a block
-/// that is at least half used), so `shrink_to_fit` is not enough: the text is copied.
-fn exact(json: String) -> Utf8Bytes {
-    if json.capacity() == json.len() {
-        return Utf8Bytes::from(json);
-    }
-    Utf8Bytes::from(String::from(json.as_str()))
 }
 
 #[cfg(test)]

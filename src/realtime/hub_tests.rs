@@ -1,28 +1,31 @@
 //! The hub's ring on its own: bounds, eviction, `missed` counts, release of what was taken.
-
-use axum::extract::ws::Utf8Bytes;
+//! Sizes count whole frames: a short text is framed with a 2-byte header.
 
 use super::Hub;
+use crate::realtime::frame::Frame;
 
 fn publish(hub: &Hub, text: &str) {
-    hub.publish_text(Utf8Bytes::from(text.to_string()));
+    hub.publish_text(text);
 }
 
-fn texts(events: &[Utf8Bytes]) -> Vec<&str> {
-    events.iter().map(|e| e.as_str()).collect()
+fn texts(events: &[Frame]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| std::str::from_utf8(e.payload()).expect("UTF-8"))
+        .collect()
 }
 
 #[test]
 fn the_byte_bound_evicts_the_oldest_events_and_a_lagging_cursor_is_told_how_many() {
-    let hub = Hub::new(100, 10);
+    let hub = Hub::new(100, 14);
     let mut slow = hub.subscribe();
     for text in ["aaaa", "bbbb", "cccc", "dddd"] {
         publish(&hub, text);
     }
     assert_eq!(
         hub.queued_bytes(),
-        8,
-        "12 bytes would exceed the bound of 10"
+        12,
+        "three frames of 6 bytes would exceed the bound of 14"
     );
     let batch = slow.take(64, 1 << 20);
     assert_eq!(batch.missed, 2);
@@ -35,7 +38,7 @@ fn the_byte_bound_evicts_the_oldest_events_and_a_lagging_cursor_is_told_how_many
 
 #[test]
 fn the_event_bound_evicts_too_and_the_newest_event_is_kept_whatever_its_size() {
-    let hub = Hub::new(2, 4);
+    let hub = Hub::new(2, 8);
     let mut slow = hub.subscribe();
     for text in ["a", "b", "c"] {
         publish(&hub, text);
@@ -56,12 +59,12 @@ fn what_every_subscriber_took_is_released_and_nothing_is_kept_without_subscriber
     let mut b = hub.subscribe();
     publish(&hub, "12345");
     assert_eq!(texts(&a.take(64, 1 << 20).events), ["12345"]);
-    assert_eq!(hub.queued_bytes(), 5, "b has yet to take it");
+    assert_eq!(hub.queued_bytes(), 7, "b has yet to take it");
     assert_eq!(texts(&b.take(64, 1 << 20).events), ["12345"]);
     assert_eq!(hub.queued_bytes(), 0);
     publish(&hub, "678");
     drop(b);
-    assert_eq!(hub.queued_bytes(), 3, "a has yet to take it");
+    assert_eq!(hub.queued_bytes(), 5, "a has yet to take it");
     drop(a);
     assert_eq!(hub.queued_bytes(), 0, "a closed socket holds nothing");
 }
@@ -74,7 +77,7 @@ fn a_batch_is_limited_in_events_and_in_bytes_and_the_rest_waits() {
         publish(&hub, text);
     }
     assert_eq!(texts(&socket.take(2, 1 << 20).events), ["111", "222"]);
-    assert_eq!(texts(&socket.take(64, 7).events), ["333", "444"]);
+    assert_eq!(texts(&socket.take(64, 11).events), ["333", "444"]);
     assert_eq!(
         texts(&socket.take(64, 1).events),
         ["555"],

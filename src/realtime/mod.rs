@@ -2,6 +2,7 @@
 //! relay that carries committed changes between instances.
 
 pub mod events;
+pub mod frame;
 pub mod hub;
 pub mod payload;
 pub mod relay;

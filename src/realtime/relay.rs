@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -274,7 +273,7 @@ impl Relay {
     async fn publish(&self, decoded: Decoded<'_>) {
         let (kind, id) = match decoded {
             Decoded::Inline(json) => {
-                self.hub.publish_text(Utf8Bytes::from(json.to_string()));
+                self.hub.publish_text(json);
                 return;
             }
             Decoded::Reference { kind, id } => (kind, id),

@@ -1,67 +1,88 @@
 //! One WebSocket connection: forwards hub events, answers `ping`, detects dead peers (no pong
 //! for two ping intervals, or a write that cannot complete within `SEND_TIMEOUT`), and closes
 //! with a close frame when the server shuts down.
+//!
+//! Reading is tungstenite's: frames, masks, fragments, UTF-8 and limits, and its own replies to
+//! the peer's pings and close. Everything this server says is written by [`frame::write_all`]
+//! from shared [`Frame`]s, events straight from the hub's, so a socket copies nothing and keeps
+//! no write buffer, whatever the size of the events. The two writers never cut into each other's
+//! frames: ours runs only after tungstenite's output has been flushed, and runs to the end of
+//! its frames within one turn (a turn cut short drops the connection).
 
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+use super::frame::{self, Frame};
 use super::hub::Subscription;
 use super::{Event, Hub};
 
 /// A peer that cannot take a write (a frame, or one batch of events) within this time is
 /// treated as gone.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Close code 1001: the server is going away.
-const GOING_AWAY: u16 = 1001;
+
+/// At most this many queued events are written at once, in one system call when the socket
+/// takes them...
+const MAX_EVENTS_PER_WRITE: usize = 64;
+/// ...and at most this many bytes of them (or one event, if larger). While its peer is slow, a
+/// socket holds these events (shared with every other socket and the hub, never copied) until
+/// the kernel has taken them: its only memory beyond the hub's bounds.
+const MAX_BYTES_PER_WRITE: usize = 64 * 1024;
 
 /// Runs the connection until the peer leaves, stops answering, or the server shuts down.
-pub async fn run(
-    socket: WebSocket,
+pub async fn run<S>(
+    socket: WebSocketStream<S>,
     hub: Arc<Hub>,
     shutdown: CancellationToken,
     ping_every: Duration,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     hub.socket_opened();
     serve(socket, &hub, shutdown, ping_every).await;
     hub.socket_closed();
 }
 
-/// At most this many queued events are written before one flush...
-const MAX_EVENTS_PER_FLUSH: usize = 64;
-/// ...and at most this many bytes of them (or one event, if larger). While its peer is slow, a
-/// socket holds no more than this outside the hub, plus what the WebSocket layer buffers: it
-/// copies each frame into its write buffer and, before taking the next, waits until that buffer
-/// is written out, so at most the unsent rest of one frame and the next one.
-const MAX_BYTES_PER_FLUSH: usize = 64 * 1024;
-
-/// What one turn of the connection's loop does.
+/// What one turn of the connection's loop writes.
 enum Turn {
-    /// Write the events waiting in the hub (after a `resync` if some were missed), then flush.
+    /// The events waiting in the hub (after a `resync` if some were missed).
     Events,
-    Send(Message),
+    Send(Frame),
+    /// Only what tungstenite holds: its answer to the peer's ping.
+    Flush,
     Nothing,
+    /// Tungstenite's answer to the peer's close, then the end.
     Close,
 }
 
-async fn serve(
-    mut socket: WebSocket,
+async fn serve<S>(
+    mut socket: WebSocketStream<S>,
     hub: &Hub,
     shutdown: CancellationToken,
     ping_every: Duration,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     // Subscribe before saying hello, so no event between the two is missed.
     let mut events = hub.subscribe();
-    let hello = Event::Connected {
+    let hello = text(&Event::Connected {
         server_time: crate::domain::now(),
         version: crate::VERSION,
-    };
-    if send(&mut socket, text(&hello)).await.is_err() {
+    });
+    if !matches!(
+        timeout(SEND_TIMEOUT, write(&mut socket, &[hello])).await,
+        Ok(Ok(()))
+    ) {
         return;
     }
     // Registered once, not once per turn.
@@ -72,24 +93,24 @@ async fn serve(
     let mut heard_since_ping = true;
     loop {
         // Events come before reading: a turn woken by an event then writes it without first
-        // trying the socket for input. (`recv` is cancel-safe: a frame read halfway stays
+        // trying the socket for input. (`next` is cancel-safe: a frame read halfway stays
         // buffered in the WebSocket.)
         let turn = tokio::select! {
             biased;
             _ = &mut shutdown => {
-                let frame = CloseFrame { code: GOING_AWAY, reason: Utf8Bytes::from_static("server shutting down") };
-                let _ = send(&mut socket, Message::Close(Some(frame))).await;
+                close(&mut socket).await;
                 return;
             }
             _ = events.changed() => Turn::Events,
-            frame = socket.recv() => {
+            frame = socket.next() => {
                 heard_since_ping = true;
                 match frame {
                     Some(Ok(Message::Text(body))) => reply_to(&body).map_or(Turn::Nothing, Turn::Send),
                     Some(Ok(Message::Binary(_))) => Turn::Send(error("binary frames are not supported; send JSON text")),
-                    // Pings are answered by the WebSocket layer itself.
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Turn::Nothing,
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => Turn::Close,
+                    Some(Ok(Message::Ping(_))) => Turn::Flush,
+                    Some(Ok(Message::Pong(_) | Message::Frame(_))) => Turn::Nothing,
+                    Some(Ok(Message::Close(_))) => Turn::Close,
+                    Some(Err(_)) | None => return,
                 }
             }
             _ = pings.tick() => {
@@ -98,15 +119,19 @@ async fn serve(
                     return;
                 }
                 heard_since_ping = false;
-                Turn::Send(Message::Ping(bytes::Bytes::new()))
+                Turn::Send(Frame::ping())
             }
         };
         let write = async {
             match turn {
                 Turn::Events => write_events(&mut socket, &mut events).await,
-                Turn::Send(message) => socket.send(message).await,
+                Turn::Send(frame) => write(&mut socket, &[frame]).await,
+                Turn::Flush => socket.flush().await.map_err(io::Error::other),
                 Turn::Nothing => Ok(()),
-                Turn::Close => Err(axum::Error::new("the peer closed the connection")),
+                Turn::Close => {
+                    let _ = socket.flush().await;
+                    Err(io::ErrorKind::ConnectionAborted.into())
+                }
             }
         };
         // A peer that stops reading stalls the write once the kernel's buffers are full: it is
@@ -125,28 +150,51 @@ async fn serve(
     }
 }
 
-/// Writes what the hub holds for this socket, up to one batch, then flushes once: a socket that
-/// fell behind catches up with one write per batch instead of one per event.
-async fn write_events(
-    socket: &mut WebSocket,
+/// Writes what the hub holds for this socket, up to one batch: a socket that fell behind
+/// catches up with one system call per batch instead of one per event.
+async fn write_events<S>(
+    socket: &mut WebSocketStream<S>,
     events: &mut Subscription<'_>,
-) -> Result<(), axum::Error> {
-    let batch = events.take(MAX_EVENTS_PER_FLUSH, MAX_BYTES_PER_FLUSH);
-    if batch.missed == 0 && batch.events.is_empty() {
-        return Ok(());
-    }
+) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut batch = events.take(MAX_EVENTS_PER_WRITE, MAX_BYTES_PER_WRITE);
     if batch.missed > 0 {
         let missed = batch.missed;
-        socket.feed(text(&Event::Resync { missed })).await?;
+        batch.events.insert(0, text(&Event::Resync { missed }));
     }
-    for event in batch.events {
-        socket.feed(Message::Text(event)).await?;
+    if batch.events.is_empty() {
+        return Ok(());
     }
-    socket.flush().await
+    write(socket, &batch.events).await
+}
+
+/// Writes `frames` after whatever tungstenite still holds (an answer to the peer's ping that
+/// the socket could not take at once), so that frames never interleave.
+async fn write<S>(socket: &mut WebSocketStream<S>, frames: &[Frame]) -> io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    socket.flush().await.map_err(io::Error::other)?;
+    frame::write_all(socket.get_mut(), frames).await
+}
+
+/// Says goodbye with close code 1001 (going away), through tungstenite so that it knows the
+/// connection is closing.
+async fn close<S>(socket: &mut WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code: CloseCode::Away,
+        reason: "server shutting down".into(),
+    };
+    let _ = timeout(SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
 }
 
 /// The answer to a client's text frame, if any.
-fn reply_to(body: &str) -> Option<Message> {
+fn reply_to(body: &str) -> Option<Frame> {
     let kind = match serde_json::from_str::<Value>(body) {
         Ok(Value::Object(map)) => match map.get("type") {
             Some(Value::String(kind)) => kind.clone(),
@@ -164,26 +212,17 @@ fn reply_to(body: &str) -> Option<Message> {
         Err(_) => return Some(error("a frame must be JSON")),
     };
     match kind.as_str() {
-        "ping" => Some(Message::Text(Utf8Bytes::from_static(
-            r#"{"type":"pong","data":{}}"#,
-        ))),
+        "ping" => Some(Frame::text(r#"{"type":"pong","data":{}}"#)),
         _ => Some(error(
             "unknown frame type; the only one accepted is \"ping\"",
         )),
     }
 }
 
-fn text(event: &Event<'_>) -> Message {
-    Message::Text(Utf8Bytes::from(event.to_json()))
+fn text(event: &Event<'_>) -> Frame {
+    Frame::text(&event.to_json())
 }
 
-fn error(detail: &str) -> Message {
+fn error(detail: &str) -> Frame {
     text(&Event::Error { detail })
-}
-
-async fn send(socket: &mut WebSocket, message: Message) -> Result<(), ()> {
-    match timeout(SEND_TIMEOUT, socket.send(message)).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
 }

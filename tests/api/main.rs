@@ -31,6 +31,7 @@ mod restart;
 mod scale;
 mod schema;
 mod slow_clients;
+mod socket_memory;
 mod system;
 mod validation;
 mod websocket;

@@ -111,6 +111,46 @@ async fn browsers_may_open_the_socket_only_from_allowed_origins() {
 }
 
 #[tokio::test]
+async fn a_malformed_upgrade_is_refused_with_a_json_error() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let valid = [
+        ("connection", "Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    for (missing, replaced_by, status) in [
+        ("sec-websocket-key", None, 400),
+        ("sec-websocket-version", Some("8"), 400),
+        ("sec-websocket-version", None, 400),
+        ("connection", Some("keep-alive"), 400),
+    ] {
+        let mut request = app.client.get(app.url("/"));
+        for (name, value) in valid {
+            if name != missing {
+                request = request.header(name, value);
+            } else if let Some(other) = replaced_by {
+                request = request.header(name, other);
+            }
+        }
+        let response = request.send().await.expect("GET /");
+        assert_eq!(response.status(), status, "{missing}: {replaced_by:?}");
+        let body: serde_json::Value = response.json().await.expect("a JSON error");
+        assert_eq!(body["code"], "bad_upgrade", "{missing}: {replaced_by:?}");
+        assert!(body["detail"].is_string());
+    }
+    let mut request = app.client.head(app.url("/"));
+    for (name, value) in valid {
+        request = request.header(name, value);
+    }
+    assert_eq!(
+        request.send().await.expect("HEAD /").status(),
+        405,
+        "an upgrade is a GET"
+    );
+}
+
+#[tokio::test]
 async fn ping_gets_pong_and_unreadable_frames_get_an_error_without_closing() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let mut socket = app.websocket("/").await;

@@ -1,5 +1,5 @@
-//! `ServerProcess`: the real `switchboard` binary (the build under test, debug or release) as a
-//! child process, for what an in-process `TestApp` cannot show: the process's own memory
+//! `ServerProcess`: the real `switchboard` binary (the build under test, debug or release, or
+//! the one `SWITCHBOARD_TEST_BIN` names) as a child process, for what an in-process `TestApp` cannot show: the process's own memory
 //! (`RssAnon`), `kill -9`, SIGTERM, and a restart on the same database.
 //!
 //! Each process gets a free port, a fresh database of either backend (or one given), its own
@@ -152,7 +152,10 @@ impl ServerProcess {
             .append(true)
             .open(&self.log)
             .expect("the server's log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        // Another build (an older one, to compare) when SWITCHBOARD_TEST_BIN names it.
+        let binary = std::env::var_os("SWITCHBOARD_TEST_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_switchboard").into());
+        let mut command = Command::new(binary);
         command
             .arg("serve")
             .current_dir(&self.workdir)
