@@ -42,6 +42,8 @@ pub mod pages;
 pub mod publish;
 /// The WebSocket hub and per-connection loops.
 pub mod realtime;
+/// The wait before a retry (doubling, capped, jittered), one rule for every retrying peer.
+pub mod retry;
 /// PostgreSQL or SQLite behind one query interface.
 pub mod store;
 /// Logging set-up.

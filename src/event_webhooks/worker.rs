@@ -216,18 +216,10 @@ impl Worker {
         }
     }
 
-    /// Delay before attempt `attempts + 1`: the base doubled per attempt, capped, with "equal
-    /// jitter" (half fixed, half random) so the retries of many conversations spread out.
+    /// Delay before attempt `attempts + 1` ([`crate::retry::backoff`]).
     fn backoff(&self, attempts: i32) -> Duration {
-        let exponent = u32::try_from(attempts.saturating_sub(1))
-            .unwrap_or(0)
-            .min(20);
-        let full = self
-            .settings
-            .retry_base
-            .saturating_mul(1 << exponent)
-            .min(MAX_BACKOFF);
-        full / 2 + full.mul_f64(fastrand::f64() / 2.0)
+        let attempt = u32::try_from(attempts).unwrap_or(0);
+        crate::retry::backoff(self.settings.retry_base, attempt, MAX_BACKOFF)
     }
 }
 

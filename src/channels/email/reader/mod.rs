@@ -207,11 +207,7 @@ impl Reader {
 
 /// One second doubled per failure, capped, with jitter so instances spread out.
 fn backoff(failures: u32) -> Duration {
-    let exponent = failures.saturating_sub(1).min(16);
-    let full = Duration::from_secs(1)
-        .saturating_mul(1 << exponent)
-        .min(MAX_BACKOFF);
-    full / 2 + full.mul_f64(fastrand::f64() / 2.0)
+    crate::retry::backoff(Duration::from_secs(1), failures, MAX_BACKOFF)
 }
 
 #[cfg(test)]
