@@ -70,7 +70,7 @@ fn mail(n: u64, senders: u64) -> Vec<u8> {
         (n / 60) % 60,
         n % 60
     );
-    if n % ATTACHMENT_EVERY != 0 {
+    if !n.is_multiple_of(ATTACHMENT_EVERY) {
         return format!(
             "{headers}Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n{body}\n"
         )
