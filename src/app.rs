@@ -297,13 +297,19 @@ fn job_leases(config: &Config) -> jobs::Leases {
     })
 }
 
-/// The longest one call to a messaging provider may take.
+/// The longest one call to a messaging provider may take. SMTP's limit counts only when mail
+/// is sent: its 30 s default would otherwise make every instance wait over a minute before
+/// taking over a crashed one's WhatsApp or Instagram sends.
 fn provider_timeout(config: &Config) -> Duration {
+    let smtp = match config.email.smtp {
+        Some(_) => config.email.timeout,
+        None => Duration::ZERO,
+    };
     config
         .whatsapp
         .timeout
         .max(config.instagram.timeout)
-        .max(config.email.timeout)
+        .max(smtp)
 }
 
 /// Start-up warnings for settings that leave an endpoint open to anyone.
