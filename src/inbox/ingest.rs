@@ -156,12 +156,10 @@ impl Writer {
         &self,
         deliveries: impl Iterator<Item = &'d Delivery>,
     ) -> sqlx::Result<Vec<Vec<Recorded>>> {
+        let deliveries: Vec<&Delivery> = deliveries.collect();
         let mut uow = self.publisher.begin().await?;
         store::notify::take_writers_turn(uow.tx()).await?;
-        let mut recorded = Vec::new();
-        for delivery in deliveries {
-            recorded.push(super::record(&mut uow, delivery, &self.autoreplies).await?);
-        }
+        let recorded = super::batch::record_all(&mut uow, &deliveries, &self.autoreplies).await?;
         uow.commit().await?;
         Metrics::add(&self.metrics.webhook_batches, 1);
         Metrics::add(

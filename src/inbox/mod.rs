@@ -9,6 +9,7 @@
 //! outbound `sent` ([`echoes`]). The changes are pushed to the unit of work, published once it
 //! commits. Independent of HTTP.
 
+pub mod batch;
 mod echoes;
 pub mod ingest;
 pub mod names;
@@ -118,61 +119,25 @@ pub struct Recorded {
 /// Stores everything `delivery` carried in the unit of work: new messages (a redelivered id is
 /// skipped), the assistant's reply job for those `autoreplies` wants answered, the name
 /// look-up of new conversations when the provider sends no names, and forward-only status
-/// changes and read receipts. One [`Recorded`] per message kept.
+/// changes and read receipts. One [`Recorded`] per message kept. Many deliveries at once:
+/// [`batch::record_all`].
 pub async fn record(
     uow: &mut UnitOfWork,
     delivery: &Delivery,
     autoreplies: &AutoReplies,
 ) -> sqlx::Result<Vec<Recorded>> {
-    let wants_replies = autoreplies.wants(delivery.channel);
-    let mut recorded = Vec::with_capacity(delivery.messages.len());
-    for incoming in &delivery.messages {
-        let too_long = |s: &str| s.chars().count() > MAX_ID_CHARS;
-        if too_long(&incoming.conversation_key)
-            || incoming
-                .external_message_id
-                .as_deref()
-                .is_some_and(too_long)
-        {
-            tracing::warn!(
-                channel = %delivery.channel,
-                "skipping an inbound message with an implausibly long id"
-            );
-            continue;
-        }
-        let recorded_one = match incoming.direction {
-            Direction::Inbound => {
-                let wants_reply = wants_replies && incoming.answerable;
-                record_message(
-                    uow,
-                    delivery.channel,
-                    incoming,
-                    wants_reply,
-                    delivery.signed,
-                )
-                .await?
-            }
-            Direction::Outbound => {
-                echoes::record(uow, delivery.channel, incoming, delivery.signed).await?
-            }
-        };
-        if delivery.look_up_names
-            && recorded_one.created_conversation
-            && recorded_one.conversation.participant_name.is_none()
-        {
-            let id = recorded_one.conversation.id;
-            jobs::enqueue(&mut uow.exec(), JobKind::ParticipantName, id, now()).await?;
-            uow.wake_jobs();
-        }
-        recorded.push(recorded_one);
-    }
-    for report in &delivery.statuses {
-        receipts::apply_status(uow, delivery.channel, report).await?;
-    }
-    for receipt in &delivery.reads {
-        receipts::apply_read(uow, delivery.channel, receipt).await?;
-    }
-    Ok(recorded)
+    let mut recorded = batch::record_all(uow, &[delivery], autoreplies).await?;
+    Ok(recorded.pop().unwrap_or_default())
+}
+
+/// An id no provider would send: such a message is skipped rather than stored.
+fn implausible(incoming: &Incoming) -> bool {
+    let too_long = |s: &str| s.chars().count() > MAX_ID_CHARS;
+    too_long(&incoming.conversation_key)
+        || incoming
+            .external_message_id
+            .as_deref()
+            .is_some_and(too_long)
 }
 
 /// Stores one inbound message and its files in the unit of work; with `wants_reply`, a new
@@ -188,26 +153,7 @@ pub async fn record_message(
     let incoming = &without_nul(incoming);
     let at = now();
     let upserted = conversation_of(uow, channel, incoming).await?;
-    let message = messages::NewMessage {
-        conversation_id: upserted.conversation.id,
-        channel,
-        content: incoming.content.clone(),
-        message_type: incoming.message_type.clone(),
-        direction: Direction::Inbound,
-        status: Status::Received,
-        sender_name: incoming
-            .participant_name
-            .clone()
-            .or_else(|| upserted.conversation.participant_name.clone()),
-        sender_identifier: Some(incoming.participant_identifier.clone()),
-        timestamp: incoming.timestamp,
-        message_metadata: incoming.metadata.clone(),
-        external_message_id: incoming.external_message_id.clone(),
-        is_read: false,
-        error: None,
-        reply_to_message_id: None,
-        recipient: None,
-    };
+    let message = new_inbound(channel, incoming, &upserted.conversation);
     let mut stored = messages::insert(&mut uow.exec(), &message, at).await?;
     if let Some(stored) = &mut stored {
         store_files(uow, stored, &incoming.attachments, signed).await?;
@@ -224,6 +170,34 @@ pub async fn record_message(
     })
 }
 
+/// The row of an inbound message in its conversation.
+fn new_inbound(
+    channel: ChannelKind,
+    incoming: &Incoming,
+    conversation: &Conversation,
+) -> messages::NewMessage {
+    messages::NewMessage {
+        conversation_id: conversation.id,
+        channel,
+        content: incoming.content.clone(),
+        message_type: incoming.message_type.clone(),
+        direction: Direction::Inbound,
+        status: Status::Received,
+        sender_name: incoming
+            .participant_name
+            .clone()
+            .or_else(|| conversation.participant_name.clone()),
+        sender_identifier: Some(incoming.participant_identifier.clone()),
+        timestamp: incoming.timestamp,
+        message_metadata: incoming.metadata.clone(),
+        external_message_id: incoming.external_message_id.clone(),
+        is_read: false,
+        error: None,
+        reply_to_message_id: None,
+        recipient: None,
+    }
+}
+
 /// The conversation of `incoming`, found or created (race-free) and announced when new or
 /// renamed.
 async fn conversation_of(
@@ -231,19 +205,29 @@ async fn conversation_of(
     channel: ChannelKind,
     incoming: &Incoming,
 ) -> sqlx::Result<conversations::Upserted> {
-    let new = conversations::NewConversation {
+    let new = new_conversation(channel, incoming);
+    let upserted = conversations::upsert(&mut uow.exec(), &new, now()).await?;
+    announce(uow, &upserted);
+    Ok(upserted)
+}
+
+/// The conversation of `incoming` as a [`conversations::NewConversation`].
+fn new_conversation(channel: ChannelKind, incoming: &Incoming) -> conversations::NewConversation {
+    conversations::NewConversation {
         channel,
         external_id: incoming.conversation_key.clone(),
         participant_identifier: incoming.participant_identifier.clone(),
         participant_name: incoming.participant_name.clone(),
-    };
-    let upserted = conversations::upsert(&mut uow.exec(), &new, now()).await?;
+    }
+}
+
+/// A conversation created or renamed is news for the clients.
+fn announce(uow: &mut UnitOfWork, upserted: &conversations::Upserted) {
     if upserted.created {
         uow.push(Change::NewConversation(upserted.conversation.clone()));
     } else if upserted.renamed {
         uow.push(Change::ConversationUpdated(upserted.conversation.clone()));
     }
-    Ok(upserted)
 }
 
 /// Records the files of a message just stored. URLs are fetchable only from a `signed`

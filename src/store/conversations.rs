@@ -175,6 +175,29 @@ pub async fn find(
     .await
 }
 
+/// The conversations of these `external_ids` on the channel that exist (in no particular
+/// order): one query for a whole batch instead of one [`find`] per message.
+pub async fn find_many(
+    ex: &mut Exec<'_>,
+    channel: ChannelKind,
+    external_ids: &[&str],
+) -> sqlx::Result<Vec<Conversation>> {
+    let mut found = Vec::with_capacity(external_ids.len());
+    // One parameter per id, within SQLite's limit of 32,766 a statement.
+    for chunk in external_ids.chunks(1000) {
+        let params: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "{} WHERE c.channel_id = $1 AND c.external_id IN ({})",
+            select!(),
+            params.join(", ")
+        );
+        let mut args = args![channel];
+        args.extend(chunk.iter().map(|id| crate::store::Arg::from(*id)));
+        found.extend(ex.fetch_all::<Conversation>(&sql, args).await?);
+    }
+    Ok(found)
+}
+
 /// A conversation to create.
 #[derive(Debug, Clone)]
 pub struct NewConversation {
@@ -279,7 +302,19 @@ pub async fn upsert(
     new: &NewConversation,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Upserted> {
-    let existing = match find(ex, new.channel, &new.external_id).await? {
+    let known = find(ex, new.channel, &new.external_id).await?;
+    upsert_known(ex, new, known, now).await
+}
+
+/// [`upsert`] when the caller has already looked the conversation up (`known`, `None` when it
+/// was not there): what a batch does after [`find_many`].
+pub async fn upsert_known(
+    ex: &mut Exec<'_>,
+    new: &NewConversation,
+    known: Option<Conversation>,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Upserted> {
+    let existing = match known {
         Some(existing) => existing,
         None => {
             if let Some(conversation) = create(ex, new, now).await? {

@@ -166,36 +166,78 @@ pub async fn insert(
     new: &NewMessage,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Option<Message>> {
-    ex.fetch_optional(
-        "INSERT INTO messages (content, message_type, direction, sender_name, \
-             sender_identifier, \"timestamp\", message_metadata, conversation_id, channel_id, \
-             external_message_id, is_read, status, error, created_at, reply_to_message_id, \
-             recipient) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-             ON CONFLICT DO NOTHING \
-             RETURNING id, content, message_type, direction, sender_name, sender_identifier, \
-             \"timestamp\", message_metadata, conversation_id, external_message_id, is_read, \
-             created_at, status, error, channel_id AS channel, attachment_count",
-        args![
-            new.content.clone(),
-            new.message_type.clone(),
-            new.direction,
-            new.sender_name.clone(),
-            new.sender_identifier.clone(),
-            new.timestamp,
-            new.message_metadata.clone(),
-            new.conversation_id,
-            new.channel,
-            new.external_message_id.clone(),
-            new.is_read,
-            new.status,
-            new.error.clone(),
-            now,
-            new.reply_to_message_id,
-            new.recipient.clone()
-        ],
-    )
-    .await
+    // One text for every single-row insert, built once.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "{INSERT_COLUMNS} VALUES {} ON CONFLICT DO NOTHING {RETURNING}",
+            row_placeholders(0)
+        )
+    });
+    ex.fetch_optional(&SQL, row_args(new, now)).await
+}
+
+/// Inserts the rows of many new messages in one statement per [`ROWS_PER_STATEMENT`]; those a
+/// unique key already holds (redeliveries, or a second copy in `news`) are skipped, as
+/// [`insert`] does. Returns the stored rows in no particular order: callers match them by
+/// `(channel, external_message_id)`.
+pub async fn insert_many(
+    ex: &mut Exec<'_>,
+    news: &[NewMessage],
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<Message>> {
+    let mut stored = Vec::with_capacity(news.len());
+    for chunk in news.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<String> = (0..chunk.len()).map(row_placeholders).collect();
+        let sql = format!(
+            "{INSERT_COLUMNS} VALUES {} ON CONFLICT DO NOTHING {RETURNING}",
+            rows.join(", ")
+        );
+        let args = chunk.iter().flat_map(|new| row_args(new, now)).collect();
+        stored.extend(ex.fetch_all::<Message>(&sql, args).await?);
+    }
+    Ok(stored)
+}
+
+/// The columns [`insert`] and [`insert_many`] write, in the order of [`row_args`].
+const INSERT_COLUMNS: &str = "INSERT INTO messages (content, message_type, direction, \
+     sender_name, sender_identifier, \"timestamp\", message_metadata, conversation_id, \
+     channel_id, external_message_id, is_read, status, error, created_at, reply_to_message_id, \
+     recipient)";
+const COLUMNS_PER_ROW: usize = 16;
+/// 16 parameters a row: 4,096 a statement, well under SQLite's limit of 32,766.
+const ROWS_PER_STATEMENT: usize = 256;
+const RETURNING: &str = "RETURNING id, content, message_type, direction, sender_name, \
+     sender_identifier, \"timestamp\", message_metadata, conversation_id, external_message_id, \
+     is_read, created_at, status, error, channel_id AS channel, attachment_count";
+
+/// `($n, …)` for the `row`-th row of a multi-row insert.
+fn row_placeholders(row: usize) -> String {
+    let first = row * COLUMNS_PER_ROW + 1;
+    let params: Vec<String> = (first..first + COLUMNS_PER_ROW)
+        .map(|n| format!("${n}"))
+        .collect();
+    format!("({})", params.join(", "))
+}
+
+fn row_args(new: &NewMessage, now: DateTime<Utc>) -> Vec<crate::store::Arg> {
+    args![
+        new.content.clone(),
+        new.message_type.clone(),
+        new.direction,
+        new.sender_name.clone(),
+        new.sender_identifier.clone(),
+        new.timestamp,
+        new.message_metadata.clone(),
+        new.conversation_id,
+        new.channel,
+        new.external_message_id.clone(),
+        new.is_read,
+        new.status,
+        new.error.clone(),
+        now,
+        new.reply_to_message_id,
+        new.recipient.clone()
+    ]
 }
 
 /// Sets `is_read`; `None` when the message does not exist.
