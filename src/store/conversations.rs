@@ -23,6 +23,16 @@ macro_rules! select {
     };
 }
 
+/// The columns without `unread_count` (read as 0), which counts the conversation's unread
+/// messages: for look-ups whose rows are never shown (see [`find_many`]).
+macro_rules! select_without_unread {
+    () => {
+        "SELECT c.id, c.participant_name, c.participant_identifier, c.is_active, c.channel_id, \
+         c.external_id, c.created_at, c.updated_at, c.last_message_at, c.assistant_enabled, \
+         CAST(0 AS BIGINT) AS unread_count FROM conversations c"
+    };
+}
+
 /// Filters of `GET /conversations`.
 #[derive(Debug, Default, Clone)]
 pub struct ListQuery {
@@ -176,7 +186,10 @@ pub async fn find(
 }
 
 /// The conversations of these `external_ids` on the channel that exist (in no particular
-/// order): one query for a whole batch instead of one [`find`] per message.
+/// order): one query for a whole batch instead of one [`find`] per message. Their
+/// `unread_count` is not counted (0): counting visits every unread message of each
+/// conversation, and the batch recorder never shows these rows (a conversation it announces,
+/// new or renamed, comes back whole from its insert or update).
 pub async fn find_many(
     ex: &mut Exec<'_>,
     channel: ChannelKind,
@@ -188,7 +201,7 @@ pub async fn find_many(
         let params: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
         let sql = format!(
             "{} WHERE c.channel_id = $1 AND c.external_id IN ({})",
-            select!(),
+            select_without_unread!(),
             params.join(", ")
         );
         let mut args = args![channel];
