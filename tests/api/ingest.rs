@@ -11,6 +11,7 @@ use crate::on_both_backends;
 on_both_backends!(
     deliveries_queued_behind_a_lock_are_acknowledged_after_one_shared_commit,
     a_delivery_the_database_rejects_fails_alone,
+    one_batch_stores_each_message_once_with_its_conversation_counts,
 );
 
 /// A second connection holding what the webhook's transaction needs: SQLite's write lock, or
@@ -191,5 +192,54 @@ async fn a_delivery_the_database_rejects_fails_alone(backend: Backend) {
     assert_eq!(
         counter(&app, "switchboard_webhook_batches_retried_total").await,
         1
+    );
+}
+
+/// A batch recorded with one look-up and one insert (src/inbox/batch.rs) stores what one
+/// delivery at a time would: a copy of a message in the same batch stores nothing, a new
+/// conversation is created once, and the counts the lists show are right.
+async fn one_batch_stores_each_message_once_with_its_conversation_counts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // Bea's conversation exists before the batch, with one message.
+    assert_eq!(
+        deliver(&app, "wamid.bea-0", "34600000002", "earlier")
+            .await
+            .expect("task"),
+        200
+    );
+    let blocker = Blocker::hold(&app).await;
+    let pending = vec![
+        deliver(&app, "wamid.ana-1", "34600000001", "first"),
+        deliver(&app, "wamid.bea-1", "34600000002", "again"),
+        deliver(&app, "wamid.ana-1", "34600000001", "first"),
+        deliver(&app, "wamid.ana-2", "34600000001", "second"),
+        deliver(&app, "wamid.ana-2", "34600000001", "second"),
+    ];
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    blocker.release().await;
+    for p in pending {
+        assert_eq!(p.await.expect("task"), 200);
+    }
+    let (_, stored, _) = app.list("/api/v1/messages").await;
+    assert_eq!(stored, Some(4), "each wamid stored once");
+    let (_, total, conversations) = app.list("/api/v1/conversations").await;
+    assert_eq!(total, Some(2));
+    let unread = |identifier: &str| {
+        conversations
+            .as_array()
+            .expect("a list")
+            .iter()
+            .find(|c| c["participant_identifier"] == identifier)
+            .unwrap_or_else(|| panic!("no conversation of {identifier}: {conversations}"))
+            ["unread_count"]
+            .clone()
+    };
+    assert_eq!(unread("34600000001"), 2);
+    assert_eq!(unread("34600000002"), 2);
+    let batched = counter(&app, "switchboard_webhook_batched_deliveries_total").await;
+    assert_eq!(batched, 6);
+    assert_eq!(
+        counter(&app, "switchboard_webhook_batches_retried_total").await,
+        0
     );
 }
