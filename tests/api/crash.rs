@@ -12,15 +12,7 @@ on_both_backends!(a_stored_message_survives_kill_9_and_sigterm_exits_cleanly);
 async fn a_stored_message_survives_kill_9_and_sigterm_exits_cleanly(backend: Backend) {
     let mut server = ServerProcess::spawn(backend, &[]).await;
     let client = reqwest::Client::new();
-    let conversation: Value = client
-        .post(server.url("/api/v1/conversations"))
-        .json(&json!({"channel_id": 1, "participant_identifier": "5550400", "participant_name": "Ana"}))
-        .send()
-        .await
-        .expect("POST /api/v1/conversations")
-        .json()
-        .await
-        .expect("conversation JSON");
+    let conversation = server.create_conversation("5550400").await;
     let stored: Value = client
         .post(server.url("/api/v1/messages"))
         .json(&json!({"conversation_id": conversation["id"], "content": "kept", "direction": "inbound"}))

@@ -94,15 +94,7 @@ async fn a_client_that_never_reads_costs_at_most_the_queue_bytes(backend: Backen
     )
     .await;
     let client = reqwest::Client::new();
-    let conversation: Value = client
-        .post(server.url("/api/v1/conversations"))
-        .json(&json!({"channel_id": 1, "participant_identifier": "5550300", "participant_name": "Ana"}))
-        .send()
-        .await
-        .expect("POST /api/v1/conversations")
-        .json()
-        .await
-        .expect("conversation JSON");
+    let conversation = server.create_conversation("5550300").await;
     let conversation = conversation["id"].as_i64().expect("id");
     let content = "x".repeat(EVENT_CONTENT);
     let messages = server.url("/api/v1/messages");

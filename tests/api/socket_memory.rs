@@ -213,15 +213,7 @@ async fn reading_clients_keep_no_memory_for_large_events_and_get_them_intact(bac
     )
     .await;
     let client = reqwest::Client::new();
-    let conversation: Value = client
-        .post(server.url("/api/v1/conversations"))
-        .json(&json!({"channel_id": 1, "participant_identifier": "5550400", "participant_name": "Ana"}))
-        .send()
-        .await
-        .expect("POST /api/v1/conversations")
-        .json()
-        .await
-        .expect("conversation JSON");
+    let conversation = server.create_conversation("5550400").await;
     let conversation = conversation["id"].as_i64().expect("id");
     let large: Vec<String> = (0..LARGE_EVENTS)
         .map(|i| content(i, LARGE_CONTENT))

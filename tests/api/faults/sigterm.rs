@@ -75,15 +75,7 @@ async fn sigterm_under_load_exits_cleanly_and_stores_whole_messages(backend: Bac
     let mut server = ServerProcess::spawn(backend, &[]).await;
     let base = server.url("");
     let http = client();
-    let conversation: Value = http
-        .post(server.url("/api/v1/conversations"))
-        .json(&json!({"channel_id": 1, "participant_identifier": "5550700", "participant_name": "Ana"}))
-        .send()
-        .await
-        .expect("POST /api/v1/conversations")
-        .json()
-        .await
-        .expect("conversation JSON");
+    let conversation = server.create_conversation("5550700").await;
     let conversation = conversation["id"].as_i64().expect("id");
     let (running, acks) = (
         Arc::new(AtomicBool::new(true)),

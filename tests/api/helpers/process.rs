@@ -77,6 +77,20 @@ impl ServerProcess {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Creates a WhatsApp conversation with `participant_identifier` (named Ana) through the
+    /// API and returns it.
+    pub async fn create_conversation(&self, participant_identifier: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .post(self.url("/api/v1/conversations"))
+            .json(&serde_json::json!({"channel_id": 1, "participant_identifier": participant_identifier, "participant_name": "Ana"}))
+            .send()
+            .await
+            .expect("POST /api/v1/conversations")
+            .json()
+            .await
+            .expect("conversation JSON")
+    }
+
     /// `ws://127.0.0.1:PORT` followed by `path`.
     pub fn ws_url(&self, path: &str) -> String {
         format!("ws://127.0.0.1:{}{path}", self.port)
