@@ -30,7 +30,8 @@ struct Queued {
     /// Where its [`Recorded`] is: the delivery, then the message.
     delivery: usize,
     slot: usize,
-    new: messages::NewMessage,
+    /// Its channel and provider id, which match the stored row back to it.
+    key: (ChannelKind, String),
     attachments: Vec<NewAttachment>,
     signed: bool,
     wants_reply: bool,
@@ -45,7 +46,9 @@ pub async fn record_all(
 ) -> sqlx::Result<Vec<Vec<Recorded>>> {
     let mut known = look_up_conversations(uow, deliveries).await?;
     let mut recorded: Vec<Vec<Recorded>> = Vec::with_capacity(deliveries.len());
+    // The rows to insert, in the order of `queued`.
     let mut queued: Vec<Queued> = Vec::new();
+    let mut rows: Vec<messages::NewMessage> = Vec::new();
     for (d, delivery) in deliveries.iter().enumerate() {
         let wants_replies = autoreplies.wants(delivery.channel);
         recorded.push(Vec::with_capacity(delivery.messages.len()));
@@ -61,6 +64,7 @@ pub async fn record_all(
             let one = match incoming.direction {
                 Direction::Inbound if incoming.external_message_id.is_some() => {
                     let incoming = without_nul(incoming);
+                    let id = incoming.external_message_id.clone().unwrap_or_default();
                     let channel = delivery.channel;
                     let key = (channel, incoming.conversation_key.clone());
                     let found = known.get(&key).cloned().flatten();
@@ -69,10 +73,11 @@ pub async fn record_all(
                         conversations::upsert_known(&mut uow.exec(), &new, found, now()).await?;
                     announce(uow, &upserted);
                     known.insert(key, Some(upserted.conversation.clone()));
+                    rows.push(new_inbound(channel, &incoming, &upserted.conversation));
                     queued.push(Queued {
                         delivery: d,
                         slot: recorded[d].len(),
-                        new: new_inbound(channel, &incoming, &upserted.conversation),
+                        key: (channel, id),
                         attachments: incoming.attachments,
                         signed: delivery.signed,
                         wants_reply: wants_reply && upserted.conversation.assistant_enabled,
@@ -84,7 +89,8 @@ pub async fn record_all(
                     }
                 }
                 direction => {
-                    store_queued(uow, std::mem::take(&mut queued), &mut recorded).await?;
+                    let (q, r) = (std::mem::take(&mut queued), std::mem::take(&mut rows));
+                    store_queued(uow, q, &r, &mut recorded).await?;
                     let (channel, signed) = (delivery.channel, delivery.signed);
                     let one = match direction {
                         Direction::Inbound => {
@@ -111,7 +117,7 @@ pub async fn record_all(
             recorded[d].push(one);
         }
     }
-    store_queued(uow, queued, &mut recorded).await?;
+    store_queued(uow, queued, &rows, &mut recorded).await?;
     for delivery in deliveries {
         for report in &delivery.statuses {
             receipts::apply_status(uow, delivery.channel, report).await?;
@@ -155,30 +161,27 @@ async fn look_up_conversations(
     Ok(known)
 }
 
-/// Inserts the queued messages together, then gives each stored one its files, its event and
-/// its reply job, and its place in `recorded`.
+/// Inserts the queued messages (`rows`, one per entry of `queued`) together, then gives each
+/// stored one its files, its event and its reply job, and its place in `recorded`.
 async fn store_queued(
     uow: &mut UnitOfWork,
     queued: Vec<Queued>,
+    rows: &[messages::NewMessage],
     recorded: &mut [Vec<Recorded>],
 ) -> sqlx::Result<()> {
     if queued.is_empty() {
         return Ok(());
     }
     let at = now();
-    let news: Vec<messages::NewMessage> = queued.iter().map(|q| q.new.clone()).collect();
     let mut stored: HashMap<(ChannelKind, String), _> =
-        messages::insert_many(&mut uow.exec(), &news, at)
+        messages::insert_many(&mut uow.exec(), rows, at)
             .await?
             .into_iter()
             .filter_map(|m| Some(((m.channel, m.external_message_id.clone()?), m)))
             .collect();
     for q in queued {
-        let Some(id) = q.new.external_message_id else {
-            continue;
-        };
         // Absent: a redelivery, or an earlier copy in this batch took it.
-        let Some(mut message) = stored.remove(&(q.new.channel, id)) else {
+        let Some(mut message) = stored.remove(&q.key) else {
             continue;
         };
         store_files(uow, &mut message, &q.attachments, q.signed).await?;
