@@ -12,6 +12,7 @@ mod conn;
 mod events;
 mod fanout;
 mod ingest;
+mod loopback;
 mod mail;
 mod measure;
 mod read;
@@ -247,6 +248,32 @@ enum Scenario {
         /// The server command, its environment included (`env -i VAR=… switchboard`).
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+    /// The machine's fan-out limit, writing side: accept --clients readers on --listen, then
+    /// write event-sized frames to each in turn (run it where the server would run).
+    LoopbackWriter {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Bytes of each frame, header included (an event of the fan-out scenario).
+        #[arg(long, default_value_t = loopback::EVENT_FRAME_BYTES)]
+        frame_bytes: usize,
+        /// Stop after this many seconds of writing even if readers remain.
+        #[arg(long, default_value_t = 120.0)]
+        limit: f64,
+    },
+    /// The machine's fan-out limit, reading side: frames per second arriving from
+    /// `loopback-writer` at --url over --duration seconds.
+    Loopback {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = loopback::EVENT_FRAME_BYTES)]
+        frame_bytes: usize,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
     },
     /// Wait until GET /health answers 200 (exit status 1 if it does not within --timeout).
     Wait {
@@ -490,6 +517,38 @@ async fn run(scenario: Scenario) -> Result<(&'static str, String, Value), Error>
                 command,
             };
             ("chaos", label, chaos::run(plan).await?)
+        }
+        Scenario::LoopbackWriter {
+            listen,
+            clients,
+            frame_bytes,
+            limit,
+        } => {
+            if clients == 0 || clients > MAX_CLIENTS {
+                return Err(format!("--clients is between 1 and {MAX_CLIENTS}").into());
+            }
+            let v = loopback::write(listen, clients, frame_bytes, secs(limit)?)?;
+            ("loopback-writer", String::new(), v)
+        }
+        Scenario::Loopback {
+            common,
+            clients,
+            frame_bytes,
+            duration,
+        } => {
+            if clients == 0 || clients > MAX_CLIENTS {
+                return Err(format!("--clients is between 1 and {MAX_CLIENTS}").into());
+            }
+            let target = Target::parse(&common.url)?;
+            let v = loopback::read(
+                target,
+                clients,
+                frame_bytes,
+                secs(duration)?,
+                &watched(&common),
+            )
+            .await?;
+            ("loopback", common.label, v)
         }
         Scenario::Wait { url, timeout } => {
             let target = Target::parse(&url)?;
