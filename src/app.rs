@@ -262,6 +262,12 @@ fn start_background(state: &AppState, background: Background, token: &Cancellati
             .clone()
             .listen(background.events, token.clone()),
     );
+    // WebSockets hear of shutdown from the hub (see `Hub::close`).
+    let (hub, stop) = (state.hub().clone(), token.clone());
+    tasks.spawn(async move {
+        stop.cancelled().await;
+        hub.close();
+    });
     if let Some(listener) = background.metrics {
         let router = http::metrics::standalone(state.clone());
         let stop = token.clone();

@@ -14,7 +14,7 @@
 //! larger than the byte bound, so that sockets that keep up still get it.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
@@ -26,6 +26,8 @@ pub struct Hub {
     ring: Mutex<Ring>,
     /// Bumped after each publication; sockets wait on it instead of being queued a copy.
     signal: watch::Sender<()>,
+    /// Set when the server shuts down; sockets see it when the signal wakes them.
+    closed: AtomicBool,
     capacity: usize,
     max_bytes: usize,
     open_sockets: AtomicUsize,
@@ -94,7 +96,7 @@ pub struct Batch {
 }
 
 impl Subscription<'_> {
-    /// Returns once there may be events to take. Cancel-safe.
+    /// Returns once there may be events to take, or the hub was closed. Cancel-safe.
     pub async fn changed(&mut self) {
         if self.next < self.seen_end {
             return;
@@ -154,6 +156,7 @@ impl Hub {
         Hub {
             ring: Mutex::default(),
             signal: watch::Sender::new(()),
+            closed: AtomicBool::new(false),
             capacity: capacity.max(1),
             max_bytes,
             open_sockets: AtomicUsize::new(0),
@@ -209,6 +212,20 @@ impl Hub {
         }
         // Outside the lock: the woken sockets take the events at once.
         self.signal.send_replace(());
+    }
+
+    /// Tells every socket that the server is shutting down: each is woken, sees
+    /// [`Hub::is_closed`] and says goodbye. Sockets learn of shutdown here rather than from a
+    /// cancellation future of their own, which each would poll after every event it writes, and
+    /// whose every poll takes a lock all sockets share.
+    pub fn close(&self) {
+        // Stored before the wake-up, so a socket woken by it sees it.
+        self.closed.store(true, Ordering::SeqCst);
+        self.signal.send_replace(());
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// A cursor at the ring's end: the socket gets every event published from now on.

@@ -85,22 +85,24 @@ async fn serve<S>(
     ) {
         return;
     }
-    // Registered once, not once per turn.
+    // Polled only while a write is stalled (below); registered once, not once per turn.
     let shutdown = shutdown.cancelled_owned();
     tokio::pin!(shutdown);
     let mut pings = interval_at(Instant::now() + ping_every, ping_every);
     pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut heard_since_ping = true;
     loop {
+        // Shutdown comes through the hub (`Hub::close` wakes every socket's `changed`): one
+        // atomic load a turn, where a cancellation future would take a lock shared by all.
+        if hub.is_closed() {
+            close(&mut socket).await;
+            return;
+        }
         // Events come before reading: a turn woken by an event then writes it without first
         // trying the socket for input. (`next` is cancel-safe: a frame read halfway stays
         // buffered in the WebSocket.)
         let turn = tokio::select! {
             biased;
-            _ = &mut shutdown => {
-                close(&mut socket).await;
-                return;
-            }
             _ = events.changed() => Turn::Events,
             frame = socket.next() => {
                 heard_since_ping = true;
@@ -138,11 +140,12 @@ async fn serve<S>(
         // closed when the write has not completed within SEND_TIMEOUT, however many events
         // keep coming meanwhile (they wait in the hub, which bounds them). Shutdown does not
         // wait for such a write: there is no point sending a close frame the peer cannot take.
-        // (The timer is only armed if the write does not complete at once.)
+        // (The timer is only armed, and shutdown only polled, if the write does not complete
+        // at once.)
         let written = tokio::select! {
             biased;
-            _ = &mut shutdown => return,
             written = timeout(SEND_TIMEOUT, write) => written,
+            _ = &mut shutdown => return,
         };
         if !matches!(written, Ok(Ok(()))) {
             return;
