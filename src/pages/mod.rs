@@ -6,10 +6,11 @@
 //!
 //! The check reads a stamp the triggers keep (see the `page_stamps` migration): a conversation's
 //! stamp changes in the transaction of every change to what the lists show of it, and the
-//! conversations list's stamp is the largest of them. A page is labelled with the stamp read
-//! *before* its query, so its label is never newer than its content; it is served while the
-//! stamp read for a request is still its label. A hit costs that one read (a primary key, or
-//! the last entry of an index) instead of the page's query, its rows and its serialisation.
+//! conversations list's stamp is the last one drawn (PostgreSQL: the sequence's last value;
+//! SQLite: the largest). A page is labelled with the stamp read *before* its query, so its label
+//! is never newer than its content; it is served while the stamp read for a request is still its
+//! label. A hit costs that one read (a primary key, or the sequence, or the last entry of an
+//! index) instead of the page's query, its rows and its serialisation.
 //!
 //! The same stamp is the page's `ETag`: any instance answers `If-None-Match` with 304 from the
 //! stamp alone. Other list queries take the plain path and are tagged by a hash of their body.

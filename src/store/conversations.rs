@@ -81,27 +81,27 @@ pub async fn stamp(ex: &mut Exec<'_>, id: i64) -> sqlx::Result<Option<i64>> {
     Ok(found.map(|s| s.n))
 }
 
-/// The stamp of the conversations list: the largest conversation stamp, which any committed
-/// change to any conversation raises.
+/// The stamp of the conversations list, which any change to any conversation raises: on
+/// PostgreSQL the last value drawn from the stamps' sequence (an index on `stamp` for MAX would
+/// make every update of a conversation a non-HOT one), on SQLite the largest stamp.
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]
 pub struct Stamp {
     pub stamp: i64,
-    /// Whether no transaction was in progress when it was read, so that every stamp drawn but
-    /// not yet visible is larger: only then may a page read afterwards be labelled with it.
-    /// PostgreSQL draws stamps from a sequence, out of commit order (a transaction may commit
-    /// stamp 7 after another committed 8); each writer takes its transaction id before its
-    /// stamp, so an empty snapshot (`xmin = xmax`) leaves none behind. SQLite writes one
-    /// transaction at a time, in stamp order: always settled.
+    /// Whether no transaction was in progress after it was read, so that every stamp up to it
+    /// belongs to a transaction that has ended: only then may a page read afterwards be
+    /// labelled with it. PostgreSQL draws stamps from a sequence, out of commit order (a
+    /// transaction may commit stamp 7 after another committed 8); each writer takes its
+    /// transaction id before its stamp, so an empty snapshot (`xmin = xmax`) taken after the
+    /// read leaves none behind. SQLite writes one transaction at a time, in stamp order:
+    /// always settled.
     pub settled: bool,
 }
 
 pub async fn list_stamp(ex: &mut Exec<'_>) -> sqlx::Result<Stamp> {
     let sql = match ex.backend() {
-        Backend::Postgres => {
-            "SELECT COALESCE(MAX(stamp), 0) AS stamp, \
-             pg_snapshot_xmin(pg_current_snapshot()) = pg_snapshot_xmax(pg_current_snapshot()) \
-             AS settled FROM conversations"
-        }
+        // The last stamp drawn, and the snapshot judged after reading it (see the migration
+        // `list_stamp_from_sequence`).
+        Backend::Postgres => "SELECT stamp, settled FROM conversations_list_stamp()",
         Backend::Sqlite => {
             "SELECT COALESCE(MAX(stamp), 0) AS stamp, TRUE AS settled FROM conversations"
         }
@@ -133,9 +133,7 @@ pub async fn stamps(ex: &mut Exec<'_>, ids: &[i64]) -> sqlx::Result<ReadStamps> 
             "SELECT c.id, c.stamp, TRUE AS settled FROM conversations c \
              WHERE c.id = ANY(CAST($1 AS BIGINT[])) \
              UNION ALL \
-             SELECT NULL, COALESCE(MAX(stamp), 0), \
-             pg_snapshot_xmin(pg_current_snapshot()) = pg_snapshot_xmax(pg_current_snapshot()) \
-             FROM conversations",
+             SELECT NULL, l.stamp, l.settled FROM conversations_list_stamp() AS l",
             format!("{{{listed}}}"),
         ),
         Backend::Sqlite => (
