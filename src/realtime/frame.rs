@@ -100,7 +100,14 @@ where
             *slice = IoSlice::new(&frame.0[from..]);
             count += 1;
         }
-        let mut written = io.write_vectored(&slices[..count]).await?;
+        // One frame (an event for a socket that keeps up, the common case) goes out with
+        // send(2): writev(2) first copies in and checks an array of buffers, and takes the file
+        // by its position lock, which showed in the profile of a sweep over 10,000 sockets.
+        let mut written = if count == 1 {
+            io.write(&slices[0]).await?
+        } else {
+            io.write_vectored(&slices[..count]).await?
+        };
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
