@@ -33,6 +33,12 @@ macro_rules! columns_without_unread {
     };
 }
 
+macro_rules! select_without_unread {
+    () => {
+        concat!(columns_without_unread!(), " FROM conversations c")
+    };
+}
+
 /// Filters of `GET /conversations`.
 #[derive(Debug, Default, Clone)]
 pub struct ListQuery {
@@ -211,10 +217,11 @@ pub async fn find_many(
              CROSS JOIN LATERAL (SELECT * FROM conversations k WHERE k.channel_id = $1 \
              AND k.external_id = wanted.external_id LIMIT 1) AS c",
         ),
+        // As a subquery, each id is searched in the key; as a join, SQLite scanned the channel's
+        // conversations and the array for each of them.
         Backend::Sqlite => concat!(
-            columns_without_unread!(),
-            " FROM json_each($2) AS wanted \
-             JOIN conversations c ON c.channel_id = $1 AND c.external_id = wanted.value",
+            select_without_unread!(),
+            " WHERE c.channel_id = $1 AND c.external_id IN (SELECT value FROM json_each($2))",
         ),
     };
     ex.fetch_all(sql, args![channel, ids]).await
