@@ -8,12 +8,21 @@ use super::{notify, Backend, Exec, Filter};
 use crate::args;
 use crate::domain::{ChannelKind, Conversation};
 
-macro_rules! columns {
+/// A conversation's own columns, named once for every query that reads whole rows.
+macro_rules! row_columns {
     () => {
         "SELECT c.id, c.participant_name, c.participant_identifier, c.is_active, c.channel_id, \
-         c.external_id, c.created_at, c.updated_at, c.last_message_at, c.assistant_enabled, \
-         (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id \
-            AND m.direction = 'inbound' AND NOT m.is_read) AS unread_count"
+         c.external_id, c.created_at, c.updated_at, c.last_message_at, c.assistant_enabled, "
+    };
+}
+
+macro_rules! columns {
+    () => {
+        concat!(
+            row_columns!(),
+            "(SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id \
+             AND m.direction = 'inbound' AND NOT m.is_read) AS unread_count"
+        )
     };
 }
 
@@ -27,9 +36,7 @@ macro_rules! select {
 /// messages: for look-ups whose rows are never shown (see [`find_many`]).
 macro_rules! columns_without_unread {
     () => {
-        "SELECT c.id, c.participant_name, c.participant_identifier, c.is_active, c.channel_id, \
-         c.external_id, c.created_at, c.updated_at, c.last_message_at, c.assistant_enabled, \
-         CAST(0 AS BIGINT) AS unread_count"
+        concat!(row_columns!(), "CAST(0 AS BIGINT) AS unread_count")
     };
 }
 
